@@ -1,0 +1,156 @@
+"""The bot: owns the shared resources (database, HTTP session, job runner) and loads the cogs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+import aiohttp
+import discord
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from bot.db import Database
+from bot.discord_delivery import DiscordDelivery
+from bot.errors import report_unexpected
+from bot.jobs.runner import JobRunner, RunnerTiming
+from bot.jobs.store import JobStore
+from bot.pricing import PriceTable
+from bot.quotas import Limits, Quotas
+from bot.settings import Settings, usd_to_micros
+from bot.videos import create_video_client
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS: tuple[str, ...] = ("cogs.generate",)
+
+
+def point_discord_at(api_base_url: str, gateway_url: str) -> None:
+    """Redirect discord.py's REST and gateway (both, so a token never reaches the other one)."""
+    discord.http.Route.BASE = api_base_url.rstrip("/")
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+class SoraTree(app_commands.CommandTree):
+    """Command tree whose last-resort error handler apologises with a reference id."""
+
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        await report_unexpected(interaction, error)
+
+
+class SoraBot(commands.Bot):
+    """The same class serves `python -m bot` and the tests; everything external comes from `settings`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        prices: PriceTable,
+        timing: RunnerTiming | None = None,
+        extensions: tuple[str, ...] = EXTENSIONS,
+    ) -> None:
+        point_discord_at(str(settings.discord_api_base_url), str(settings.discord_gateway_url))
+        intents = discord.Intents.none()
+        intents.guilds = True
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            tree_cls=SoraTree,
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+            max_messages=None,
+            member_cache_flags=discord.MemberCacheFlags.none(),
+            chunk_guilds_at_startup=False,
+        )
+        self.settings = settings
+        self.prices = prices
+        self.timing = timing or RunnerTiming(poll_interval=settings.poll_interval_seconds)
+        self.extensions_to_load = extensions
+        self.db: Database | None = None
+        self.http_session: aiohttp.ClientSession | None = None
+        self.runner: JobRunner | None = None
+        self.failed_extensions: list[str] = []
+        self.synced_commands = False
+
+    async def setup_hook(self) -> None:
+        settings = self.settings
+        self.db = await Database.open(settings.database_path)
+        await self.db.migrate()
+        self.http_session = aiohttp.ClientSession()
+        self.quotas = Quotas(self.db, default_limits(settings))
+        self.store = JobStore(self.db, self.quotas)
+        self.video_client = create_video_client(
+            settings.video_provider, settings.api_base, settings.openai_api_key.get_secret_value(), self.http_session
+        )
+        self.delivery = DiscordDelivery(self, self.store, edit_interval=self.timing.card_edit_interval)
+        self.runner = JobRunner(
+            self.store, self.video_client, self.delivery, work_dir=settings.work_dir, timing=self.timing
+        )
+        for name in self.extensions_to_load:
+            try:
+                await self.load_extension(name)
+            except Exception:
+                log.exception("Could not load extension %s; the bot runs without it", name)
+                self.failed_extensions.append(name)
+        await self.sync_commands_if_changed()
+        await self.runner.start()
+
+    async def close(self) -> None:
+        if self.runner is not None:
+            await self.runner.stop()
+        await super().close()
+        if self.http_session is not None:
+            await self.http_session.close()
+        if self.db is not None:
+            await self.db.close()
+
+    async def on_ready(self) -> None:
+        log.info(
+            "Ready as %s (id %s) in %d guild(s); database %s",
+            self.user,
+            self.user.id if self.user else "?",
+            len(self.guilds),
+            self.settings.database_path,
+        )
+
+    async def sync_commands_if_changed(self) -> bool:
+        """Sync the command tree only when it differs from the last sync (Discord caps creates per day)."""
+        assert self.db is not None
+        guild = discord.Object(self.settings.discord_guild_id) if self.settings.discord_guild_id else None
+        if guild is not None:
+            self.tree.copy_global_to(guild=guild)
+        payload = [command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)]
+        key = f"command_tree:{self.application_id}:{guild.id if guild else 'global'}"
+        digest = tree_digest(payload)
+        row = await self.db.fetchone("SELECT value FROM bot_state WHERE key = ?", (key,))
+        if row is not None and row["value"] == digest:
+            log.info("Application commands unchanged since the last sync; not syncing")
+            return False
+        synced = await self.tree.sync(guild=guild)
+        await self.db.execute(
+            "INSERT INTO bot_state (key, value, updated_at) VALUES (?, ?, strftime('%s','now'))"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            (key, digest),
+        )
+        log.info("Synced %d application command(s) to %s", len(synced), f"guild {guild.id}" if guild else "all guilds")
+        self.synced_commands = True
+        return True
+
+
+def default_limits(settings: Settings) -> Limits:
+    monthly = settings.quota_guild_monthly_usd
+    return Limits(
+        guild_daily=usd_to_micros(settings.quota_guild_daily_usd),
+        guild_monthly=usd_to_micros(monthly) if monthly is not None else None,
+        member_daily=usd_to_micros(settings.quota_member_daily_usd),
+        max_concurrent=settings.max_concurrent_jobs_per_guild,
+    )
+
+
+def tree_digest(payload: list[dict[str, Any]]) -> str:
+    """A stable hash of the command payload, independent of registration order."""
+    ordered = sorted(payload, key=lambda command: (command.get("type", 1), command["name"]))
+    return hashlib.sha256(json.dumps(ordered, sort_keys=True, default=str).encode()).hexdigest()

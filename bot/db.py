@@ -1,0 +1,131 @@
+"""The SQLite database: one aiosqlite connection (WAL, foreign keys) and the migration runner."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATION_NAME = re.compile(r"^(\d{4})_[\w-]+\.sql$")
+
+
+class MigrationError(RuntimeError):
+    """A migration file failed; the database was left as it was before that file."""
+
+    def __init__(self, filename: str, cause: BaseException) -> None:
+        super().__init__(f"migration {filename} failed: {cause}")
+        self.filename = filename
+
+
+class Database:
+    """One connection shared by the bot.
+
+    aiosqlite runs every statement on one thread, but a transaction spans several awaits, and another
+    task's statements would land inside it. So every access holds `_lock`: `transaction()` for writes
+    (BEGIN IMMEDIATE, so concurrent writers from other connections wait instead of failing half-way),
+    `fetchone`/`fetchall` for reads.
+    """
+
+    def __init__(self, connection: aiosqlite.Connection, path: Path) -> None:
+        self._conn = connection
+        self._lock = asyncio.Lock()
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: Path) -> Database:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = await aiosqlite.connect(path, isolation_level=None)
+        connection.row_factory = aiosqlite.Row
+        await connection.execute("PRAGMA journal_mode=WAL")
+        await connection.execute("PRAGMA foreign_keys=ON")
+        await connection.execute("PRAGMA busy_timeout=10000")
+        await connection.execute("PRAGMA synchronous=NORMAL")
+        return cls(connection, path)
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._conn.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """BEGIN IMMEDIATE … COMMIT, rolled back on any exception (cancellation included)."""
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                await asyncio.shield(self._conn.rollback())
+                raise
+            await asyncio.shield(self._conn.commit())
+
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """One statement in its own transaction; returns the last row id."""
+        async with self.transaction() as conn:
+            cursor = await conn.execute(sql, tuple(params))
+            return cursor.lastrowid or 0
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
+        async with self._lock, self._conn.execute(sql, tuple(params)) as cursor:
+            return await cursor.fetchone()
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        async with self._lock, self._conn.execute(sql, tuple(params)) as cursor:
+            return list(await cursor.fetchall())
+
+    async def migrate(self, directory: Path = MIGRATIONS_DIR) -> list[str]:
+        """Apply `NNNN_*.sql` files not yet recorded in `schema_version`, in order; returns their names."""
+        files = sorted(
+            (int(match.group(1)), path)
+            for path in directory.iterdir()
+            if (match := MIGRATION_NAME.match(path.name))
+        )
+        async with self._lock:
+            await self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+            )
+        applied = {row["version"] for row in await self.fetchall("SELECT version FROM schema_version")}
+        done = []
+        for version, path in files:
+            if version in applied:
+                continue
+            try:
+                async with self.transaction() as conn:
+                    for statement in split_sql(path.read_text(encoding="utf-8")):
+                        await conn.execute(statement)
+                    await conn.execute(
+                        "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+                        (version, path.name, int(time.time())),
+                    )
+            except Exception as exc:
+                raise MigrationError(path.name, exc) from exc
+            log.info("Applied migration %s", path.name)
+            done.append(path.name)
+        return done
+
+
+def split_sql(script: str) -> list[str]:
+    """Split a migration into statements (executescript would commit on its own, breaking rollback)."""
+    statements, current = [], []
+    for line in script.splitlines():
+        current.append(line)
+        candidate = "\n".join(current)
+        if sqlite3.complete_statement(candidate):
+            if candidate.strip().strip(";").strip():
+                statements.append(candidate)
+            current = []
+    if "\n".join(current).strip():
+        statements.append("\n".join(current))
+    return statements
+

@@ -1,0 +1,36 @@
+"""What the runner needs from the chat side. The Discord implementation lives in bot/discord_delivery.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from bot.jobs.models import Job
+
+
+class DeliveryError(Exception):
+    """The chat side refused a post for good (e.g. permission lost, file too large); `reason` is plain."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Delivery(Protocol):
+    async def ensure_card(self, job: Job) -> int:
+        """Post the job's public card unless it exists; returns its message id. Safe to repeat."""
+
+    async def update_card(self, job: Job, *, note: str | None = None, final: bool = False) -> None:
+        """Show the job's state on its card; throttled unless `final`."""
+
+    async def post_clip(self, job: Job, clip: Path, *, compressed: bool) -> int:
+        """Post the clip as a reply to the card; returns the message id. Exactly once per job."""
+
+    async def post_fallback(self, job: Job, reason: str, thumbnail: Path | None) -> int:
+        """Post the thumbnail (or just the reason) when the clip cannot be posted; returns the message id."""
+
+    async def tell_interrupted(self, job: Job) -> None:
+        """Tell the member privately that their request was interrupted before it started."""
+
+    def upload_limit(self, job: Job) -> int:
+        """Bytes a file may have when posted for this job."""

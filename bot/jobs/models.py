@@ -1,0 +1,75 @@
+"""A job as stored in SQLite."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, fields
+from enum import StrEnum
+
+
+class JobStatus(StrEnum):
+    RECEIVED = "received"  # acknowledged, checks running; nothing reserved yet
+    RESERVED = "reserved"  # accepted: budget reserved, card being posted, not yet sent to the provider
+    SUBMITTING = "submitting"  # written just before the provider call
+    SUBMITTED = "submitted"  # the provider has it (provider_video_id stored)
+    COMPLETED = "completed"  # the provider finished; the clip is not posted yet
+    POSTED = "posted"  # delivered (or its fallback); charged
+    FAILED = "failed"  # ended without a clip; refunded
+
+
+FINISHED = frozenset({JobStatus.POSTED, JobStatus.FAILED})
+#: Jobs that hold a reservation and count against MAX_CONCURRENT_JOBS_PER_GUILD.
+IN_FLIGHT = (JobStatus.RESERVED, JobStatus.SUBMITTING, JobStatus.SUBMITTED, JobStatus.COMPLETED)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: int
+    guild_id: int
+    channel_id: int
+    member_id: int
+    application_id: int
+    interaction_token: str | None
+    token_expires_at: float | None
+    upload_limit: int
+    remixed_from: int | None
+    model: str
+    size: str
+    seconds: int
+    prompt: str
+    image_path: str | None
+    image_mime: str | None
+    status: JobStatus
+    provider_video_id: str | None
+    progress: int
+    error: str | None
+    card_message_id: int | None
+    clip_message_id: int | None
+    cost_micros: int
+    result_url: str | None
+    expires_at: float | None
+    compressed: bool
+    created_at: float
+    updated_at: float
+    submitted_at: float | None
+    completed_at: float | None
+    finished_at: float | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Job:
+        values = {name: row[name] for name in JOB_COLUMNS}
+        values["status"] = JobStatus(values["status"])
+        values["compressed"] = bool(values["compressed"])
+        return cls(**values)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def width_height(self) -> tuple[int, int]:
+        width, height = self.size.split("x")
+        return int(width), int(height)
+
+
+JOB_COLUMNS = tuple(field.name for field in fields(Job))

@@ -1,0 +1,124 @@
+"""The jobs table: every state change is written before the next step is taken."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bot.db import Database
+from bot.jobs.models import IN_FLIGHT, JOB_COLUMNS, Job, JobStatus
+from bot.quotas import Quotas
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """What the member asked for, as acknowledged."""
+
+    guild_id: int
+    channel_id: int
+    member_id: int
+    application_id: int
+    interaction_token: str | None
+    token_expires_at: float | None
+    upload_limit: int
+    model: str
+    size: str
+    seconds: int
+    prompt: str
+    remixed_from: int | None = None
+
+
+class JobStore:
+    def __init__(self, db: Database, quotas: Quotas, *, clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self.quotas = quotas
+        self.clock = clock
+
+    async def create(self, new: NewJob) -> Job:
+        now = self.clock()
+        values = asdict(new) | {"status": JobStatus.RECEIVED.value, "created_at": now, "updated_at": now}
+        columns = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        job_id = await self.db.execute(f"INSERT INTO jobs ({columns}) VALUES ({marks})", values.values())
+        return await self.require(job_id)
+
+    async def get(self, job_id: int) -> Job | None:
+        row = await self.db.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return Job.from_row(row) if row else None
+
+    async def require(self, job_id: int) -> Job:
+        job = await self.get(job_id)
+        if job is None:
+            raise LookupError(f"job {job_id} does not exist")
+        return job
+
+    async def update(self, job_id: int, **changes: Any) -> Job:
+        async with self.db.transaction() as conn:
+            await self._update(conn, job_id, changes)
+        return await self.require(job_id)
+
+    async def _update(self, conn: Any, job_id: int, changes: dict[str, Any]) -> None:
+        unknown = set(changes) - set(JOB_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown job columns: {sorted(unknown)}")
+        changes = {**changes, "updated_at": self.clock()}
+        assignments = ", ".join(f"{name} = ?" for name in changes)
+        await conn.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*changes.values(), job_id))
+
+    async def reserve(self, job: Job, cost_micros: int, **changes: Any) -> Job:
+        """Reserve the budget and accept the job in one transaction (raises the quota's refusal)."""
+        async with self.db.transaction() as conn:
+            await self.quotas.reserve(
+                conn, job_id=job.id, guild_id=job.guild_id, member_id=job.member_id, amount=cost_micros
+            )
+            await self._update(
+                conn, job.id, {"status": JobStatus.RESERVED.value, "cost_micros": cost_micros, **changes}
+            )
+        return await self.require(job.id)
+
+    async def fail(self, job_id: int, reason: str) -> Job:
+        """End the job without a clip and give back whatever it reserved."""
+        now = self.clock()
+        async with self.db.transaction() as conn:
+            await self.quotas.refund(conn, job_id)
+            await self._update(
+                conn, job_id, {"status": JobStatus.FAILED.value, "error": reason, "finished_at": now}
+            )
+        return await self.require(job_id)
+
+    async def mark_posted(self, job_id: int, clip_message_id: int, **changes: Any) -> Job:
+        """Record the delivered message and turn the reservation into a charge, atomically."""
+        now = self.clock()
+        async with self.db.transaction() as conn:
+            await self.quotas.charge(conn, job_id)
+            await self._update(
+                conn,
+                job_id,
+                {"status": JobStatus.POSTED.value, "clip_message_id": clip_message_id, "finished_at": now,
+                 "progress": 100, **changes},
+            )
+        return await self.require(job_id)
+
+    async def unfinished(self) -> list[Job]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM jobs WHERE status NOT IN (?, ?) ORDER BY id",
+            (JobStatus.POSTED.value, JobStatus.FAILED.value),
+        )
+        return [Job.from_row(row) for row in rows]
+
+    async def in_flight(self, guild_id: int) -> int:
+        marks = ", ".join("?" for _ in IN_FLIGHT)
+        row = await self.db.fetchone(
+            f"SELECT COUNT(*) AS n FROM jobs WHERE guild_id = ? AND status IN ({marks})",
+            (guild_id, *IN_FLIGHT),
+        )
+        return int(row["n"]) if row else 0
+
+    async def recent_for_member(self, guild_id: int, member_id: int, limit: int = 10) -> list[Job]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM jobs WHERE guild_id = ? AND member_id = ? ORDER BY id DESC LIMIT ?",
+            (guild_id, member_id, limit),
+        )
+        return [Job.from_row(row) for row in rows]
