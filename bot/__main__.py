@@ -68,7 +68,9 @@ async def run(settings: Settings, prices) -> int:
                 log.error("Stopping: %s", error)
                 return 1
             except discord.LoginFailure:
-                log.error("Stopping: Discord refused DISCORD_TOKEN; copy the bot token again from the Developer Portal")
+                log.error(
+                    "Stopping: Discord refused DISCORD_TOKEN; copy the bot token again from the Developer Portal"
+                )
                 return 2
             return 1
         log.info("Shutting down on signal; unfinished jobs resume on the next start")

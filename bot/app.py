@@ -15,7 +15,7 @@ from discord.ext import commands
 
 from bot.db import Database
 from bot.discord_delivery import DiscordDelivery
-from bot.errors import report_unexpected
+from bot.errors import handle_command_error
 from bot.jobs.runner import JobRunner, RunnerTiming
 from bot.jobs.store import JobStore
 from bot.pricing import PriceTable
@@ -25,7 +25,7 @@ from bot.videos import create_video_client
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS: tuple[str, ...] = ("cogs.generate",)
+EXTENSIONS: tuple[str, ...] = ("cogs.generate", "cogs.jobs", "cogs.quota")
 
 
 def point_discord_at(api_base_url: str, gateway_url: str) -> None:
@@ -38,7 +38,7 @@ class SoraTree(app_commands.CommandTree):
     """Command tree whose last-resort error handler apologises with a reference id."""
 
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
-        await report_unexpected(interaction, error)
+        await handle_command_error(interaction, error)
 
 
 class SoraBot(commands.Bot):
@@ -83,7 +83,10 @@ class SoraBot(commands.Bot):
         self.quotas = Quotas(self.db, default_limits(settings))
         self.store = JobStore(self.db, self.quotas)
         self.video_client = create_video_client(
-            settings.video_provider, settings.api_base, settings.openai_api_key.get_secret_value(), self.http_session
+            settings.video_provider,
+            settings.api_base,
+            settings.openai_api_key.get_secret_value(),
+            self.http_session,
         )
         self.delivery = DiscordDelivery(self, self.store, edit_interval=self.timing.card_edit_interval)
         self.runner = JobRunner(
@@ -135,7 +138,11 @@ class SoraBot(commands.Bot):
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
             (key, digest),
         )
-        log.info("Synced %d application command(s) to %s", len(synced), f"guild {guild.id}" if guild else "all guilds")
+        log.info(
+            "Synced %d application command(s) to %s",
+            len(synced),
+            f"guild {guild.id}" if guild else "all guilds",
+        )
         self.synced_commands = True
         return True
 

@@ -128,4 +128,3 @@ def split_sql(script: str) -> list[str]:
     if "\n".join(current).strip():
         statements.append("\n".join(current))
     return statements
-

@@ -63,7 +63,11 @@ class DiscordDelivery:
         if source is None:
             return None
         message_id = source.clip_message_id or source.card_message_id
-        return message_link(source.guild_id, source.channel_id, message_id) if message_id else f"job #{source.id}"
+        return (
+            message_link(source.guild_id, source.channel_id, message_id)
+            if message_id
+            else f"job #{source.id}"
+        )
 
     def upload_limit(self, job: Job) -> int:
         """The bot posts in the channel, so the server's tier limit applies (a member's Nitro does not)."""
@@ -118,7 +122,9 @@ class DiscordDelivery:
         reference = None
         if job.card_message_id is not None:
             reference = discord.MessageReference(
-                message_id=job.card_message_id, channel_id=job.channel_id, guild_id=job.guild_id,
+                message_id=job.card_message_id,
+                channel_id=job.channel_id,
+                guild_id=job.guild_id,
                 fail_if_not_exists=False,
             )
         view = self.clip_view(job)
@@ -151,6 +157,8 @@ class DiscordDelivery:
             webhook_token=job.interaction_token,
         )
         try:
-            await self.bot.http.request(route, json={"content": job.error or "Interrupted.", "allowed_mentions": {"parse": []}})
+            await self.bot.http.request(
+                route, json={"content": job.error or "Interrupted.", "allowed_mentions": {"parse": []}}
+            )
         except discord.HTTPException as error:
             log.info("Job %s: could not tell the member it was interrupted: %s", job.id, error)

@@ -27,7 +27,9 @@ def normalise_prompt(text: str) -> str:
     text = unicodedata.normalize("NFC", text)
     text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\t", " ")).strip()
     if not text:
-        raise RequestRefused("The prompt is empty. Describe the video you want, e.g. *a cat surfing at sunset*.")
+        raise RequestRefused(
+            "The prompt is empty. Describe the video you want, e.g. *a cat surfing at sunset*."
+        )
     if len(text) > MAX_PROMPT_CHARS:
         raise RequestRefused(
             f"The prompt is {len(text):,} characters long; the limit is {MAX_PROMPT_CHARS:,}. Please shorten it."
@@ -48,6 +50,8 @@ def check_combination(model: str, size: str, seconds: int, offered_models: list[
         raise RequestRefused(f"`{model}` is not offered here. Choose one of: {', '.join(offered_models)}.")
     sizes = allowed_sizes(model)
     if size not in sizes:
-        raise RequestRefused(f"`{model}` cannot make {size} videos. Allowed sizes for it: {', '.join(sizes)}.")
+        raise RequestRefused(
+            f"`{model}` cannot make {size} videos. Allowed sizes for it: {', '.join(sizes)}."
+        )
     if seconds not in ALLOWED_SECONDS:
         raise RequestRefused("A video can be 4, 8 or 12 seconds long.")

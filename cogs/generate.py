@@ -13,7 +13,9 @@ from cogs.intake import VideoRequest, bot_of, take_request
 from cogs.video_group import add_to_video_group, remove_from_video_group
 
 
-@app_commands.command(name="generate", description="Make a short video with sound from a prompt (and an image)")
+@app_commands.command(
+    name="generate", description="Make a short video with sound from a prompt (and an image)"
+)
 @app_commands.describe(
     prompt="What should happen in the video?",
     image="Optional first frame: a JPEG, PNG or WebP (it is cropped to the video's size)",

@@ -91,7 +91,10 @@ async def take_request(interaction: discord.Interaction, request: VideoRequest) 
     except NoPriceError:
         log.error("No price for %s at %s: add it to PRICES_FILE", request.model, request.size)
         return await refuse(
-            interaction, job, f"`{request.model}` has no price configured, so it can't run. Tell an admin.", image
+            interaction,
+            job,
+            f"`{request.model}` has no price configured, so it can't run. Tell an admin.",
+            image,
         )
     except Exception as error:
         await bot.store.fail(job.id, "Refused after an internal error; nothing was charged.")
@@ -120,7 +123,11 @@ async def refuse(interaction: discord.Interaction, job: Job, reason: str, image:
 
 def check_permissions(permissions: discord.Permissions) -> None:
     """The bot must be able to post the card and the clip here."""
-    missing = [PERMISSION_NAMES[name] for name, needed in REQUIRED_PERMISSIONS if needed and not getattr(permissions, name)]
+    missing = [
+        PERMISSION_NAMES[name]
+        for name, needed in REQUIRED_PERMISSIONS
+        if needed and not getattr(permissions, name)
+    ]
     if missing:
         raise RequestRefused(
             f"I'm missing these permissions in this channel: {', '.join(missing)}. "
@@ -131,7 +138,9 @@ def check_permissions(permissions: discord.Permissions) -> None:
 async def fetch_image(bot: SoraBot, job: Job, attachment: discord.Attachment) -> tuple[Path, str]:
     """Download the member's image (size-capped) and prepare it off the event loop."""
     if attachment.size > MAX_IMAGE_BYTES:
-        raise ImageRejected(f"The image is larger than {MAX_IMAGE_BYTES // 1_000_000} MB. Please use a smaller one.")
+        raise ImageRejected(
+            f"The image is larger than {MAX_IMAGE_BYTES // 1_000_000} MB. Please use a smaller one."
+        )
     inputs = bot.settings.work_dir / "inputs"
     inputs.mkdir(parents=True, exist_ok=True)
     raw = inputs / f"job-{job.id}-{secrets.token_hex(4)}.upload"

@@ -105,7 +105,9 @@ class JobRunner:
 
     async def _interrupted(self, job: Job) -> None:
         log.warning("Job %s was interrupted before it was accepted; telling the member", job.id)
-        job = await self.store.fail(job.id, "Interrupted by a restart before it started; nothing was charged.")
+        job = await self.store.fail(
+            job.id, "Interrupted by a restart before it started; nothing was charged."
+        )
         await self.delivery.tell_interrupted(job)
 
     async def _drive(self, job_id: int) -> None:
@@ -160,7 +162,9 @@ class JobRunner:
         try:
             video = await self._send(job)
         except ModerationError as error:
-            return await self._fail(job, f"The provider's safety system refused this request: {error.message}")
+            return await self._fail(
+                job, f"The provider's safety system refused this request: {error.message}"
+            )
         except AuthenticationError as error:
             log.error("Job %s: the provider refused our credentials: %s", job.id, error)
             return await self._fail(job, MISCONFIGURED)
@@ -168,10 +172,14 @@ class JobRunner:
             return await self._fail(job, f"The provider refused the request: {error.message}")
         except NotFoundError as error:
             log.error("Job %s: the provider has no such endpoint, model or source video: %s", job.id, error)
-            return await self._fail(job, "The video provider does not offer this (anymore); please tell an admin.")
+            return await self._fail(
+                job, "The video provider does not offer this (anymore); please tell an admin."
+            )
         except VideoAPIError as error:
             # 5xx or network trouble: the provider may have accepted it, so look before anything else.
-            log.warning("Job %s: submission outcome unknown (%s); looking it up at the provider", job.id, error)
+            log.warning(
+                "Job %s: submission outcome unknown (%s); looking it up at the provider", job.id, error
+            )
             await self._sleep(self.timing.retry.delay(0, error))
             return await self._recover(job)
         self._discard_input(job)
@@ -213,14 +221,17 @@ class JobRunner:
             video = None
         if video is None:
             return await self._fail(
-                job, "The video provider did not confirm this request, so it was cancelled; nothing was charged."
+                job,
+                "The video provider did not confirm this request, so it was cancelled; nothing was charged.",
             )
         log.info("Job %s: adopted provider video %s found after an interruption", job.id, video.id)
         self._discard_input(job)
         return await self._accepted(job, video)
 
     async def _known_video_ids(self) -> set[str]:
-        rows = await self.store.db.fetchall("SELECT provider_video_id FROM jobs WHERE provider_video_id IS NOT NULL")
+        rows = await self.store.db.fetchall(
+            "SELECT provider_video_id FROM jobs WHERE provider_video_id IS NOT NULL"
+        )
         return {row["provider_video_id"] for row in rows}
 
     def _discard_input(self, job: Job) -> None:
@@ -234,7 +245,9 @@ class JobRunner:
         failures = 0
         while True:
             if self.clock() - job.created_at > self.timing.max_job_age:
-                return await self._fail(job, "The provider did not finish this video in time; nothing was charged.")
+                return await self._fail(
+                    job, "The provider did not finish this video in time; nothing was charged."
+                )
             try:
                 video = await self.client.retrieve(job.provider_video_id)
             except NotFoundError:
@@ -289,7 +302,9 @@ class JobRunner:
             fitted = fit.path
             message_id = await self.delivery.post_clip(job, fit.path, compressed=fit.compressed)
         except NotFoundError:
-            return await self._fail(job, "The provider's file had expired before it could be posted; nothing was charged.")
+            return await self._fail(
+                job, "The provider's file had expired before it could be posted; nothing was charged."
+            )
         except DeliveryError as error:
             log.warning("Job %s: could not post the clip: %s", job.id, error.reason)
             return await self._fail(job, error.reason)

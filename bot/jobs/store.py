@@ -96,8 +96,13 @@ class JobStore:
             await self._update(
                 conn,
                 job_id,
-                {"status": JobStatus.POSTED.value, "clip_message_id": clip_message_id, "finished_at": now,
-                 "progress": 100, **changes},
+                {
+                    "status": JobStatus.POSTED.value,
+                    "clip_message_id": clip_message_id,
+                    "finished_at": now,
+                    "progress": 100,
+                    **changes,
+                },
             )
         return await self.require(job_id)
 
