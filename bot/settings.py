@@ -70,8 +70,8 @@ class Settings(BaseSettings):
         env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
     )
 
-    discord_token: SecretStr = Field(min_length=1)
-    openai_api_key: SecretStr = Field(min_length=1)
+    discord_token: SecretStr
+    openai_api_key: SecretStr
     openai_base_url: AnyHttpUrl = AnyHttpUrl("https://api.openai.com/v1")
     video_provider: str = "openai"
     video_models: Annotated[list[str], NoDecode, BeforeValidator(_split_csv)] = ["sora-2", "sora-2-pro"]
@@ -90,6 +90,13 @@ class Settings(BaseSettings):
     max_concurrent_jobs_per_guild: int = Field(default=3, ge=0, le=1000)
     log_level: str = "INFO"
     work_dir: Path = Path("data/work")
+
+    @field_validator("discord_token", "openai_api_key", mode="before")
+    @classmethod
+    def _not_blank(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("is empty; paste the value after the = sign")
+        return value
 
     @field_validator("quota_guild_monthly_usd", mode="after")
     @classmethod

@@ -1,0 +1,49 @@
+"""Migrations: applied in order, exactly once, recorded; a failing file rolls back and names itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.db import MIGRATIONS_DIR, Database, MigrationError
+
+
+async def test_migrations_apply_once_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "folder" / "bot.sqlite3"
+    db = await Database.open(path)
+    try:
+        first = await db.migrate()
+        again = await db.migrate()
+        journal = await db.fetchone("PRAGMA journal_mode")
+        foreign_keys = await db.fetchone("PRAGMA foreign_keys")
+        versions = await db.fetchall("SELECT version, name FROM schema_version ORDER BY version")
+    finally:
+        await db.close()
+    expected = sorted(p.name for p in MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+    assert first == expected and first[0] == "0001_init.sql"
+    assert again == []
+    assert [row["name"] for row in versions] == expected
+    assert journal[0] == "wal"
+    assert foreign_keys[0] == 1
+
+
+async def test_failed_migration_rolls_back_and_names_the_file(tmp_path: Path) -> None:
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    (migrations / "0001_good.sql").write_text("CREATE TABLE a (x INTEGER);\n")
+    (migrations / "0002_bad.sql").write_text("CREATE TABLE b (x INTEGER);\nINSERT INTO missing VALUES (1);\n")
+    (migrations / "notes.txt").write_text("not a migration")
+    db = await Database.open(tmp_path / "db.sqlite3")
+    try:
+        with pytest.raises(MigrationError) as raised:
+            await db.migrate(migrations)
+        assert raised.value.filename == "0002_bad.sql"
+        tables = {row["name"] for row in await db.fetchall("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert "a" in tables and "b" not in tables
+        versions = [row["version"] for row in await db.fetchall("SELECT version FROM schema_version")]
+        assert versions == [1]
+        (migrations / "0002_bad.sql").write_text("CREATE TABLE b (x INTEGER);\n")
+        assert await db.migrate(migrations) == ["0002_bad.sql"]
+    finally:
+        await db.close()
