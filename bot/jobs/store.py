@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bot.db import Database
-from bot.jobs.models import IN_FLIGHT, JOB_COLUMNS, Job, JobStatus
+from bot.jobs.models import JOB_COLUMNS, Job, JobStatus
 from bot.quotas import Quotas
 
 
@@ -112,14 +112,6 @@ class JobStore:
             (JobStatus.POSTED.value, JobStatus.FAILED.value),
         )
         return [Job.from_row(row) for row in rows]
-
-    async def in_flight(self, guild_id: int) -> int:
-        marks = ", ".join("?" for _ in IN_FLIGHT)
-        row = await self.db.fetchone(
-            f"SELECT COUNT(*) AS n FROM jobs WHERE guild_id = ? AND status IN ({marks})",
-            (guild_id, *IN_FLIGHT),
-        )
-        return int(row["n"]) if row else 0
 
     async def recent_for_member(self, guild_id: int, member_id: int, limit: int = 10) -> list[Job]:
         rows = await self.db.fetchall(
