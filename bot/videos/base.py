@@ -1,0 +1,337 @@
+"""HTTP machinery shared by every dialect: auth, URLs, error mapping, inline retries, downloads."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, ClassVar, Literal, TypeVar
+from urllib.parse import quote, urlencode
+
+import aiohttp
+from yarl import URL
+
+from .errors import (
+    NotFoundError,
+    ProviderUnavailableError,
+    RateLimitedError,
+    UnsupportedOperation,
+    VideoAPIError,
+    error_for_status,
+)
+from .models import ReferenceImage, Video, VideoPage
+from .parsing import (
+    ErrorDetails,
+    error_details,
+    is_error_envelope,
+    parse_error_body,
+    parse_poll_after,
+    parse_retry_after,
+    parse_video,
+)
+from .retry import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+AuthScheme = Literal["bearer", "bare"]
+Sleep = Callable[[float], Awaitable[object]]
+
+# JSON calls are small: a total limit keeps a stuck gateway from hanging a job forever.
+JSON_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=10, sock_connect=10, sock_read=60)
+# Downloads can be long: no total limit, but the connection must keep delivering.
+DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10, sock_read=60)
+
+_MAX_JSON_BYTES = 8 << 20
+_MAX_ERROR_BYTES = 64 << 10
+_READ_CHUNK = 64 << 10
+_WRITE_BATCH = 1 << 20  # bytes collected before one write in a worker thread
+
+
+class BaseVideoClient(ABC):
+    """Common base of the dialects. Operations a dialect lacks raise UnsupportedOperation.
+
+    ``sleep`` is what inline retries wait with (tests inject a recorder); ``retry`` decides
+    which failures are retried and how long to wait.
+    """
+
+    dialect: ClassVar[str]
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        session: aiohttp.ClientSession,
+        *,
+        auth: AuthScheme = "bearer",
+        retry: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+        timeout: aiohttp.ClientTimeout = JSON_TIMEOUT,
+        download_timeout: aiohttp.ClientTimeout = DOWNLOAD_TIMEOUT,
+    ) -> None:
+        base = URL(base_url.rstrip("/"))
+        if not base.absolute or base.scheme not in ("http", "https"):
+            raise ValueError("base_url must be an absolute http(s) URL")
+        self._base = self._api_root(base)
+        self._api_key = api_key
+        self._session = session
+        self._auth_value = f"Bearer {api_key}" if auth == "bearer" else api_key
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._timeout = timeout
+        self._download_timeout = download_timeout
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"<{type(self).__name__} {self._base}>"
+
+    @staticmethod
+    def _api_root(base_url: URL) -> URL:
+        """The URL the dialect's paths hang off, given the configured base URL."""
+        return base_url
+
+    # -- the VideoClient interface; dialects override what they support ------------------------
+
+    @abstractmethod
+    async def create(
+        self, *, prompt: str, model: str, size: str, seconds: int, image: ReferenceImage | None = None
+    ) -> Video: ...
+
+    @abstractmethod
+    async def retrieve(self, video_id: str) -> Video: ...
+
+    async def list_recent(self, *, limit: int = 100, after: str | None = None) -> VideoPage:
+        raise UnsupportedOperation(f"the {self.dialect} dialect cannot list videos")
+
+    async def remix(self, video_id: str, *, prompt: str) -> Video:
+        raise UnsupportedOperation(f"the {self.dialect} dialect cannot remix videos")
+
+    async def delete(self, video_id: str) -> None:
+        raise UnsupportedOperation(f"the {self.dialect} dialect cannot delete videos")
+
+    async def download(self, video: Video, dest: Path, *, variant: str = "video") -> int:
+        """Stream one asset of a finished video to ``dest``; returns the number of bytes written.
+
+        Uses the dialect's content route when it has one; for the video itself it falls back to
+        the result URL the provider gave (``video.result_url``, or a fresh ``retrieve``) when
+        that route is missing or answers 404.
+        """
+        content_url = self._content_url(video.id, variant)
+        missing: NotFoundError | None = None
+        if content_url is not None:
+            try:
+                return await self._fetch(content_url, dest, video.id)
+            except NotFoundError as exc:
+                if variant != "video":
+                    raise
+                missing = exc
+        elif variant != "video":
+            raise UnsupportedOperation(f"the {self.dialect} dialect only offers the video itself")
+        result_url = video.result_url or (await self.retrieve(video.id)).result_url
+        if result_url is None:
+            raise missing or NotFoundError(f"video {video.id} has no downloadable result (yet)")
+        if missing is not None:
+            log.info("video %s is not at the content route; using its result URL", video.id)
+        return await self._fetch(URL(result_url, encoded=True), dest, video.id)
+
+    def _content_url(self, video_id: str, variant: str) -> URL | None:
+        """Where the dialect serves a video's bytes, or None if only result URLs exist."""
+        return None
+
+    # -- shared helpers --------------------------------------------------------------------------
+
+    def _url(self, *segments: str, query: Mapping[str, str] | None = None) -> URL:
+        """The base URL plus path segments, each fully percent-encoded (ids may hold ``/`` or ``:``)."""
+        path = "/".join(quote(segment, safe="") for segment in segments)
+        text = f"{str(self._base).rstrip('/')}/{path}"
+        if query:
+            text += "?" + urlencode(query, quote_via=quote)
+        return URL(text, encoded=True)
+
+    def _headers(self, url: URL, **extra: str) -> dict[str, str]:
+        """Request headers; the key goes only to the base URL's own origin, never to a CDN."""
+        headers = {"User-Agent": "soracord", **extra}
+        if url.origin() == self._base.origin():
+            headers["Authorization"] = self._auth_value
+        return headers
+
+    def _redact(self, text: str) -> str:
+        # A very short "key" (tests, misconfiguration) would mangle every message it occurs in.
+        return text.replace(self._api_key, "[redacted]") if len(self._api_key) >= 8 else text
+
+    @staticmethod
+    def _parse_video(payload: Any, headers: Mapping[str, str]) -> Video:
+        try:
+            return parse_video(payload, poll_after=parse_poll_after(headers))
+        except ValueError as exc:
+            raise ProviderUnavailableError(f"unexpected answer instead of a video: {exc}") from None
+
+    @staticmethod
+    def _fill_known(video: Video, **known: Any) -> Video:
+        """Fill fields the provider left out with what we sent (gateways echo little)."""
+        missing = {name: value for name, value in known.items() if getattr(video, name) is None}
+        return replace(video, **missing) if missing else video
+
+    async def _retrying(
+        self,
+        op: Callable[[], Awaitable[T]],
+        *,
+        what: str,
+        retry_if: Callable[[VideoAPIError], bool] | None = None,
+    ) -> T:
+        """Run ``op``, retrying failures the policy deems transient (or those ``retry_if`` picks)."""
+        should_retry = retry_if or self._retry.is_retryable
+        attempt = 0
+        while True:
+            try:
+                return await op()
+            except VideoAPIError as exc:
+                if attempt + 1 >= self._retry.attempts or not should_retry(exc):
+                    raise
+                delay = self._retry.delay(attempt, exc)
+                log.warning("%s failed (%s); retry %d in %.1f s", what, exc, attempt + 1, delay)
+                await self._sleep(delay)
+                attempt += 1
+
+    async def _submit(self, url: URL, *, what: str, **body: Any) -> Video:
+        """POST a request that starts paid work and parse the Video it answers.
+
+        Retried only on 429, which certainly was not accepted; after a 5xx or a timeout the job
+        may exist, and a second POST could bill twice (the runner looks it up with ``list_recent``).
+        """
+        payload, headers = await self._retrying(
+            lambda: self._call("POST", url, **body),
+            what=what,
+            retry_if=lambda error: isinstance(error, RateLimitedError),
+        )
+        return self._parse_video(payload, headers)
+
+    async def _fetch(self, url: URL, dest: Path, video_id: str) -> int:
+        return await self._retrying(lambda: self._download_to(url, dest), what=f"download {video_id}")
+
+    async def _call(
+        self,
+        method: str,
+        url: URL,
+        *,
+        json_body: Any = None,
+        form: Callable[[], aiohttp.FormData] | None = None,
+    ) -> tuple[Any, Mapping[str, str]]:
+        """Send one request and return the decoded JSON answer and the response headers."""
+        data = form() if form is not None else None
+        headers = self._headers(url, Accept="application/json")
+        try:
+            async with self._session.request(
+                method, url, headers=headers, json=json_body, data=data, timeout=self._timeout
+            ) as resp:
+                log.debug("%s %s -> %d", method, url.path, resp.status)
+                if resp.status >= 400:
+                    raise await self._error_from(resp)
+                body = await _read_limited(resp, _MAX_JSON_BYTES)
+                answer_headers = resp.headers
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ProviderUnavailableError(
+                f"{method} {url.path} failed: {type(exc).__name__} {self._redact(str(exc))}".rstrip()
+            ) from exc
+        if not body.strip() and method == "DELETE":
+            return {}, answer_headers
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            raise ProviderUnavailableError(
+                f"{method} {url.path} answered HTTP {resp.status} with something that is not JSON"
+                f" ({resp.content_type})"
+            ) from None
+        if is_error_envelope(payload):
+            raise self._error(resp.status, error_details(payload))
+        return payload, answer_headers
+
+    async def _error_from(self, resp: aiohttp.ClientResponse) -> VideoAPIError:
+        try:
+            body = await _read_text(resp)
+        except (aiohttp.ClientError, TimeoutError):
+            body = ""
+        details = parse_error_body(body, reason=f"HTTP {resp.status} {resp.reason or ''}".strip())
+        return self._error(resp.status, details, retry_after=parse_retry_after(resp.headers))
+
+    def _error(
+        self, status: int, details: ErrorDetails, *, retry_after: float | None = None
+    ) -> VideoAPIError:
+        details = replace(details, message=self._redact(details.message))
+        return error_for_status(status, details, retry_after=retry_after)
+
+    async def _download_to(self, url: URL, dest: Path) -> int:
+        """Stream ``url`` into ``dest`` through a temporary file in the same folder.
+
+        The temporary file is renamed only when complete (and as long as announced), so ``dest``
+        never holds a partial video; on any failure or cancellation it is removed.
+        """
+        temp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
+        done = False
+        try:
+            async with self._session.get(
+                url, headers=self._headers(url), timeout=self._download_timeout
+            ) as resp:
+                log.debug("GET %s -> %d", url.path, resp.status)
+                if resp.status >= 400:
+                    raise await self._error_from(resp)
+                if resp.content_type == "application/json":
+                    # A gateway's JSON answer where bytes were due: there is no content here.
+                    body = await _read_text(resp)
+                    raise self._error(404, parse_error_body(body, reason="no content at this URL"))
+                # With a Content-Encoding the announced length is that of the encoded body.
+                expected = None if resp.headers.get("Content-Encoding") else resp.content_length
+                written = await _stream_to_file(resp, temp)
+            if expected is not None and written != expected:
+                raise ProviderUnavailableError(f"download ended after {written} of {expected} bytes")
+            await asyncio.to_thread(os.replace, temp, dest)
+            done = True
+            return written
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ProviderUnavailableError(
+                f"download of {url.path} failed: {type(exc).__name__} {self._redact(str(exc))}".rstrip()
+            ) from exc
+        finally:
+            if not done:
+                temp.unlink(missing_ok=True)
+
+
+async def _read_limited(resp: aiohttp.ClientResponse, limit: int, *, truncate: bool = False) -> bytes:
+    """The body, refusing (or with ``truncate``, cutting) anything longer than ``limit``."""
+    body = bytearray()
+    async for chunk in resp.content.iter_chunked(_READ_CHUNK):
+        body += chunk
+        if len(body) > limit:
+            if truncate:
+                return bytes(body[:limit])
+            raise ProviderUnavailableError(f"answer larger than {limit} bytes")
+    return bytes(body)
+
+
+async def _read_text(resp: aiohttp.ClientResponse) -> str:
+    """The start of an error answer's body as text."""
+    return (await _read_limited(resp, _MAX_ERROR_BYTES, truncate=True)).decode("utf-8", "replace")
+
+
+async def _stream_to_file(resp: aiohttp.ClientResponse, path: Path) -> int:
+    """Copy the body to ``path`` without holding it in memory or blocking the loop on disk I/O."""
+    written = 0
+    batch = bytearray()
+    file = await asyncio.to_thread(path.open, "wb")
+    try:
+        async for chunk in resp.content.iter_chunked(_READ_CHUNK):
+            batch += chunk
+            written += len(chunk)
+            if len(batch) >= _WRITE_BATCH:
+                await asyncio.to_thread(file.write, batch)
+                batch.clear()
+        if batch:
+            await asyncio.to_thread(file.write, batch)
+    finally:
+        file.close()  # synchronous so it also happens when the task is being cancelled
+    return written

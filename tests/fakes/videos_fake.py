@@ -1,0 +1,866 @@
+"""A fake Videos API on 127.0.0.1: the OpenAI ``/videos`` routes plus the AI/ML API routes.
+
+Usage::
+
+    async with FakeVideosAPI(job_seconds=0.6) as fake:
+        client = create_video_client("openai", fake.base_url, fake.api_key, session)
+        ...
+        assert fake.count("POST", "/videos") == 1
+
+Jobs advance with time (``clock``, monotonic by default; tests may pass a ManualClock):
+queued for the first 15 % of ``job_seconds``, then in_progress with a rising ``progress``,
+then completed (or failed half way, after ``moderate_next_job``).
+Content is generated lazily with ``make_mp4`` at the video's size and length and cached on disk.
+
+Every request is recorded in ``calls`` (``Call.path`` has the ``/v1`` prefix removed, so the
+OpenAI routes read ``/videos…`` and the AI/ML routes ``/v2/video/generations``). A second
+listener (``cdn_origin``) serves result files at ``/files/…`` so that "foreign host"
+downloads are real: a different origin from ``base_url``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import base64
+import binascii
+import io
+import json
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Self
+
+from aiohttp import web
+from PIL import Image
+
+from tests.fakes.mp4 import make_mp4, make_spritesheet_jpeg, make_thumbnail_webp
+
+API_PREFIX = "/v1"
+MODEL_SIZES: dict[str, tuple[str, ...]] = {
+    "sora-2": ("720x1280", "1280x720"),
+    "sora-2-pro": ("720x1280", "1280x720", "1024x1792", "1792x1024"),
+}
+ALL_SIZES = MODEL_SIZES["sora-2-pro"]
+SECONDS = ("4", "8", "12")
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
+MAX_PROMPT = 32000
+QUEUED_FRACTION = 0.15  # share of job_seconds a job spends queued
+MODERATION_MESSAGE = "Your request was blocked by our moderation system."
+# AI/ML API model → (OpenAI model, needs an image); its resolutions map to sizes as the client maps them.
+AIML_MODELS = {
+    "openai/sora-2-t2v": ("sora-2", False),
+    "openai/sora-2-i2v": ("sora-2", True),
+    "openai/sora-2-pro-t2v": ("sora-2-pro", False),
+    "openai/sora-2-pro-i2v": ("sora-2-pro", True),
+}
+AIML_SIZES = {
+    ("720p", "16:9"): "1280x720",
+    ("720p", "9:16"): "720x1280",
+    ("1080p", "16:9"): "1792x1024",
+    ("1080p", "9:16"): "1024x1792",
+}
+_GATEWAY_STATUS = {
+    "queued": "NOT_START",
+    "in_progress": "IN_PROGRESS",
+    "completed": "SUCCESS",
+    "failed": "FAILURE",
+}
+_AIML_STATUS = {"queued": "queued", "in_progress": "generating", "completed": "completed", "failed": "error"}
+
+_shared_cache: Path | None = None
+_current_call: ContextVar[Call] = ContextVar("current_call")  # set by the middleware for the handler
+
+
+def _default_cache_dir() -> Path:
+    """One cache of generated media per test process: clips depend only on size, length and seed."""
+    global _shared_cache
+    if _shared_cache is None:
+        _shared_cache = Path(tempfile.mkdtemp(prefix="fake-videos-"))
+        atexit.register(shutil.rmtree, _shared_cache, True)
+    return _shared_cache
+
+
+def openai_error(
+    message: str, *, type: str = "invalid_request_error", param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+def _choices(values: tuple[str, ...]) -> str:
+    """``'a' and 'b'`` / ``'a', 'b', and 'c'`` as in OpenAI's messages."""
+    quoted = [f"'{value}'" for value in values]
+    if len(quoted) <= 2:
+        return " and ".join(quoted)
+    return ", ".join(quoted[:-1]) + f", and {quoted[-1]}"
+
+
+class ManualClock:
+    """A clock that moves only when told: ``clock.advance(0.3)``."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class RequestRefused(Exception):
+    """Raised inside a handler to answer with an error body."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+
+
+def _invalid(message: str, *, param: str | None = None, code: str | None = "invalid_value") -> RequestRefused:
+    return RequestRefused(400, openai_error(message, param=param, code=code))
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    filename: str | None
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request as the fake received it."""
+
+    method: str
+    path: str  # without the /v1 prefix
+    query: dict[str, str]
+    query_string: str  # as sent, still percent-encoded
+    headers: dict[str, str]  # lower-case names
+    port: int  # which listener: ``fake.port`` (API) or ``fake.cdn_port`` (result files)
+    json: Any = None
+    form: dict[str, str] = field(default_factory=dict)
+    files: dict[str, UploadedFile] = field(default_factory=dict)
+    dropped: bool = False  # True if the fake was unreachable and dropped the connection
+
+
+@dataclass
+class _Failure:
+    method: str
+    path: re.Pattern[str]
+    status: int
+    body: Any
+    headers: dict[str, str]
+    remaining: int
+
+
+@dataclass
+class FakeVideo:
+    """A job's state; ``status`` and ``progress`` are brought up to date on every access."""
+
+    id: str
+    number: int
+    model: str
+    size: str
+    seconds: int
+    prompt: str
+    created_at: float
+    started: float  # on the fake's clock
+    dialect: str  # "openai", "gateway" or "aimlapi"
+    remixed_from_video_id: str | None = None
+    status: str = "queued"
+    progress: int = 0
+    completed_at: float | None = None
+    expires_at: float | None = None
+    error: dict[str, str] | None = None
+    fail_with: dict[str, str] | None = None  # moderation switch: fail half way with this error
+    deleted: bool = False
+    vanished: bool = False
+
+    @property
+    def width(self) -> int:
+        return int(self.size.split("x")[0])
+
+    @property
+    def height(self) -> int:
+        return int(self.size.split("x")[1])
+
+
+class FakeVideosAPI:
+    """The fake provider. Switches are plain attributes or methods; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str = "sk-fake-videos-0123456789",
+        job_seconds: float = 0.6,
+        ttl_seconds: float = 3600.0,
+        cache_dir: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.api_key = api_key
+        self.clock = clock  # drives job progress; tests may pass a ManualClock
+        self.job_seconds = job_seconds
+        self.ttl_seconds = ttl_seconds
+        self.cache_dir = cache_dir or _default_cache_dir()
+        # Switches.
+        self.gateway = False  # new jobs answer in the gateway dialect (see _gateway_json)
+        self.envelope = False  # wrap single-object answers as New-API {"code":"success","data":…}
+        self.bare_key = False  # expect "Authorization: KEY" instead of "Bearer KEY"
+        self.unreachable = False  # drop every connection without an answer
+        self.poll_after_ms: int | None = None  # send openai-poll-after-ms on status answers
+        self.calls: list[Call] = []
+        self.videos: dict[str, FakeVideo] = {}
+        self._number = 0
+        self._failures: list[_Failure] = []
+        self._moderate_jobs: list[dict[str, str]] = []
+        self._refuse_submissions = 0
+        self._hold: asyncio.Event | None = None
+        self._calls_changed = asyncio.Condition()
+        self._media_locks: dict[Path, asyncio.Lock] = {}
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        self.cdn_port = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    async def start(self) -> Self:
+        app = web.Application(middlewares=[self._middleware], client_max_size=64 << 20)
+        prefix = API_PREFIX
+        app.router.add_post(f"{prefix}/videos", self._create)
+        app.router.add_get(f"{prefix}/videos", self._list)
+        app.router.add_get(f"{prefix}/videos/{{video_id}}", self._retrieve)
+        app.router.add_delete(f"{prefix}/videos/{{video_id}}", self._delete)
+        app.router.add_get(f"{prefix}/videos/{{video_id}}/content", self._content)
+        app.router.add_post(f"{prefix}/videos/{{video_id}}/remix", self._remix)
+        app.router.add_post("/v2/video/generations", self._aiml_create)
+        app.router.add_get("/v2/video/generations", self._aiml_retrieve)
+        app.router.add_get("/files/{number}.mp4", self._file)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        for _ in range(2):
+            await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        (_, self.port), (_, self.cdn_port) = (address[:2] for address in self._runner.addresses)
+        return self
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def root_url(self) -> str:
+        """Origin of the API listener (the AI/ML API dialect's base)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """OpenAI-style base URL, ``…/v1``."""
+        return self.root_url + API_PREFIX
+
+    @property
+    def cdn_origin(self) -> str:
+        """Origin of the listener that serves result files: a different origin from ``base_url``."""
+        return f"http://127.0.0.1:{self.cdn_port}"
+
+    # -- switches and controls ----------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        method: str,
+        path_regex: str,
+        status: int,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        count: int = 1,
+    ) -> None:
+        """Answer the next ``count`` matching requests with ``status`` instead of handling them.
+
+        ``method`` may be ``"*"``; ``path_regex`` must match the whole ``Call.path``. ``body`` is
+        a dict (sent as JSON), a string (sent as is: plain text, or HTML if it starts with ``<``)
+        or None for OpenAI's usual error body for that status.
+        """
+        self._failures.append(
+            _Failure(method.upper(), re.compile(path_regex), status, body, dict(headers or {}), count)
+        )
+
+    def moderate_next_job(
+        self, count: int = 1, *, code: str = "moderation_blocked", message: str = MODERATION_MESSAGE
+    ) -> None:
+        """The next ``count`` jobs are accepted, then end ``failed`` half way with this error."""
+        self._moderate_jobs.extend({"code": code, "message": message} for _ in range(count))
+
+    def refuse_next_submission(self, count: int = 1) -> None:
+        """The next ``count`` valid submissions are refused at once: 400 ``moderation_blocked``."""
+        self._refuse_submissions += count
+
+    def hold_jobs(self) -> asyncio.Event:
+        """Keep every unfinished job in progress until the returned event is set."""
+        self._hold = asyncio.Event()
+        return self._hold
+
+    def complete(self, video_id: str) -> None:
+        """Finish a job now."""
+        self._finish(self.videos[video_id], "completed")
+
+    def fail(
+        self, video_id: str, *, code: str = "internal_error", message: str = "Video generation failed."
+    ) -> None:
+        """End a job now as failed with this error."""
+        video = self.videos[video_id]
+        video.error = {"code": code, "message": message}
+        self._finish(video, "failed")
+
+    def vanish(self, video_id: str) -> None:
+        """Forget a job: every route answers 404 for it, as if the provider lost it."""
+        self.videos[video_id].vanished = True
+
+    def expire(self, video_id: str) -> None:
+        """Expire a finished job's assets now: its content answers 404."""
+        self.videos[video_id].expires_at = time.time() - 1
+
+    # -- inspection ---------------------------------------------------------------------------------
+
+    def count(self, method: str, path_regex: str) -> int:
+        """Number of received (not dropped) requests with this method whose path matches the regex."""
+        pattern = re.compile(path_regex)
+        return sum(
+            1
+            for call in self.calls
+            if call.method == method.upper() and pattern.fullmatch(call.path) and not call.dropped
+        )
+
+    async def wait_for_call(
+        self, predicate: Callable[[Call], bool], *, since: int = 0, within: float = 5.0
+    ) -> Call:
+        """The first call from index ``since`` on that satisfies ``predicate``, waiting for it if
+        needed (TimeoutError after ``within`` seconds, so a broken test fails instead of hanging)."""
+
+        def find() -> Call | None:
+            return next((call for call in self.calls[since:] if predicate(call)), None)
+
+        async with self._calls_changed:
+            return await asyncio.wait_for(self._calls_changed.wait_for(find), within)
+
+    async def content_path(self, video_id: str, variant: str = "video") -> Path:
+        """The file the fake serves for this video and variant (generated on first use)."""
+        return await self._media(self.videos[video_id], variant)
+
+    # -- job life -----------------------------------------------------------------------------------
+
+    def _new_video(
+        self,
+        *,
+        model: str,
+        size: str,
+        seconds: int,
+        prompt: str,
+        dialect: str,
+        remixed_from: str | None = None,
+    ) -> FakeVideo:
+        self._number += 1
+        if dialect == "aimlapi":
+            video_id = f"{uuid.uuid4()}:openai/{model}"  # AI/ML ids hold ':' and '/'
+        else:
+            video_id = f"{'task' if dialect == 'gateway' else 'video'}_{uuid.uuid4().hex}"
+        video = FakeVideo(
+            id=video_id,
+            number=self._number,
+            model=model,
+            size=size,
+            seconds=seconds,
+            prompt=prompt,
+            created_at=time.time(),
+            started=self.clock(),
+            dialect=dialect,
+            remixed_from_video_id=remixed_from,
+            fail_with=self._moderate_jobs.pop(0) if self._moderate_jobs else None,
+        )
+        self.videos[video_id] = video
+        return video
+
+    def _advance(self, video: FakeVideo) -> None:
+        if video.status in ("completed", "failed"):
+            return
+        fraction = (self.clock() - video.started) / self.job_seconds if self.job_seconds > 0 else 1.0
+        if video.fail_with is not None and fraction >= 0.5:
+            video.error = video.fail_with
+            self._finish(video, "failed")
+            return
+        held = self._hold is not None and not self._hold.is_set()
+        if fraction >= 1 and not held:
+            self._finish(video, "completed")
+        elif fraction >= QUEUED_FRACTION or held:
+            percent = int(fraction * 100 + 1e-6)  # 1e-6 absorbs float noise: 0.3 s of 1 s is 30 %
+            video.status, video.progress = "in_progress", max(1, min(99, percent))
+
+    def _finish(self, video: FakeVideo, status: str) -> None:
+        video.status = status
+        video.completed_at = time.time()
+        if status == "completed":
+            video.progress = 100
+            video.expires_at = video.completed_at + self.ttl_seconds
+
+    def _find(self, video_id: str) -> FakeVideo:
+        video = self.videos.get(video_id)
+        if video is None or video.deleted or video.vanished or video.dialect == "aimlapi":
+            raise RequestRefused(
+                404,
+                openai_error(f"Video with id '{video_id}' not found.", param="video_id", code="not_found"),
+            )
+        self._advance(video)
+        return video
+
+    # -- answers ------------------------------------------------------------------------------------
+
+    def _video_json(self, video: FakeVideo) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": video.id,
+            "object": "video",
+            "created_at": int(video.created_at),
+            "completed_at": int(video.completed_at) if video.completed_at else None,
+            "expires_at": int(video.expires_at) if video.expires_at else None,
+            "model": video.model,
+            "status": video.status,
+            "progress": video.progress,
+            "prompt": video.prompt,
+            "remixed_from_video_id": video.remixed_from_video_id,
+            "seconds": str(video.seconds),
+            "size": video.size,
+            "error": video.error,
+        }
+        return self._gateway_json(video, body) if video.dialect == "gateway" else body
+
+    def _gateway_json(self, video: FakeVideo, body: dict[str, Any]) -> dict[str, Any]:
+        """What New-API style gateways send: string progress, upper-case statuses, ms times,
+        null keys left out, and the result only as a URL."""
+        body = {key: value for key, value in body.items() if value is not None}
+        body["status"] = _GATEWAY_STATUS[video.status]
+        body["progress"] = f"{video.progress}%"
+        for key in ("created_at", "completed_at", "expires_at"):
+            if key in body:
+                body[key] *= 1000
+        if video.status == "completed":
+            body["video_url"] = f"{self.cdn_origin}/files/{video.number}.mp4"
+        return body
+
+    def _one(self, body: dict[str, Any]) -> web.Response:
+        if self.envelope:
+            body = {"code": "success", "message": "", "data": body}
+        return web.json_response(body)
+
+    # -- middleware ---------------------------------------------------------------------------------
+
+    @web.middleware
+    async def _middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Any]
+    ) -> web.StreamResponse:
+        call = await self._record(request)
+        if call.dropped:
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response(status=503)  # never reaches the client: the connection is gone
+        failure = next(
+            (f for f in self._failures if f.method in ("*", call.method) and f.path.fullmatch(call.path)),
+            None,
+        )
+        if failure is not None:
+            failure.remaining -= 1
+            if failure.remaining <= 0:
+                self._failures.remove(failure)
+            return _failure_response(failure)
+        aiml = call.path.startswith("/v2/")
+        if not call.path.startswith("/files/"):
+            expected = self.api_key if self.bare_key else f"Bearer {self.api_key}"
+            if call.headers.get("authorization") != expected:
+                return _auth_failure(call.headers.get("authorization"), aiml=aiml)
+        try:
+            return await handler(request)
+        except RequestRefused as refused:
+            body = (
+                {"statusCode": refused.status, "message": refused.body["error"]["message"]}
+                if aiml
+                else refused.body
+            )
+            return web.json_response(body, status=refused.status)
+
+    async def _record(self, request: web.Request) -> Call:
+        path = (
+            request.path.removeprefix(API_PREFIX)
+            if request.path.startswith(API_PREFIX + "/")
+            else request.path
+        )
+        port = request.transport.get_extra_info("sockname")[1] if request.transport else 0
+        call = Call(
+            method=request.method,
+            path=path,
+            query=dict(request.query),
+            query_string=request.raw_path.partition("?")[2],
+            headers={name.lower(): value for name, value in request.headers.items()},
+            port=port,
+            dropped=self.unreachable,
+        )
+        if not self.unreachable and request.body_exists:
+            call = await _with_body(call, request)
+        async with self._calls_changed:
+            self.calls.append(call)
+            self._calls_changed.notify_all()
+        _current_call.set(call)
+        return call
+
+    # -- OpenAI routes ------------------------------------------------------------------------------
+
+    async def _create(self, request: web.Request) -> web.Response:
+        call = _current_call.get()
+        fields = call.form if call.json is None else call.json
+        if not isinstance(fields, dict):
+            raise _invalid("We could not parse the JSON body of your request.", code=None)
+        prompt = _validate_prompt(fields.get("prompt"))
+        model = fields.get("model", "sora-2")
+        if model not in MODEL_SIZES:
+            raise _invalid(
+                f"Invalid value: '{model}'. Supported values are: {_choices(tuple(MODEL_SIZES))}.",
+                param="model",
+            )
+        seconds = fields.get("seconds", "4")
+        if not isinstance(seconds, str):
+            raise _invalid(
+                f"Invalid type for 'seconds': expected a string, but got {type(seconds).__name__} instead.",
+                param="seconds",
+                code="invalid_type",
+            )
+        if seconds not in SECONDS:
+            raise _invalid(
+                f"Invalid value: '{seconds}'. Supported values are: {_choices(SECONDS)}.", param="seconds"
+            )
+        size = fields.get("size", "720x1280")
+        if size not in ALL_SIZES:
+            raise _invalid(
+                f"Invalid value: '{size}'. Supported values are: {_choices(ALL_SIZES)}.", param="size"
+            )
+        if size not in MODEL_SIZES[model]:
+            raise _invalid(
+                f"Invalid value: '{size}'. Supported values for model '{model}' are: "
+                f"{_choices(MODEL_SIZES[model])}.",
+                param="size",
+            )
+        image = call.files.get("input_reference")
+        if image is None and isinstance(fields.get("input_reference"), dict):
+            image = _data_url_file(fields["input_reference"].get("image_url"), param="input_reference")
+        if image is not None:
+            await _validate_image(image, size, param="input_reference")
+        self._check_moderation()
+        video = self._new_video(
+            model=model, size=size, seconds=int(seconds), prompt=prompt, dialect=self._dialect()
+        )
+        return self._one(self._video_json(video))
+
+    def _dialect(self) -> str:
+        return "gateway" if self.gateway else "openai"
+
+    def _check_moderation(self) -> None:
+        if self._refuse_submissions > 0:
+            self._refuse_submissions -= 1
+            raise RequestRefused(400, openai_error(MODERATION_MESSAGE, code="moderation_blocked"))
+
+    async def _retrieve(self, request: web.Request) -> web.Response:
+        response = self._one(self._video_json(self._find(request.match_info["video_id"])))
+        if self.poll_after_ms is not None:
+            response.headers["openai-poll-after-ms"] = str(self.poll_after_ms)
+        return response
+
+    async def _list(self, request: web.Request) -> web.Response:
+        query = _current_call.get().query
+        try:
+            limit = int(query.get("limit", "20"))
+        except ValueError:
+            raise _invalid(
+                f"Invalid 'limit': expected an integer, but got '{query['limit']}'.", param="limit"
+            ) from None
+        if not 0 <= limit <= 100:
+            raise _invalid(
+                f"Invalid 'limit': expected a value between 0 and 100, but got {limit} instead.",
+                param="limit",
+            )
+        order = query.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise _invalid(
+                f"Invalid value: '{order}'. Supported values are: 'asc' and 'desc'.", param="order"
+            )
+        videos = [v for v in self.videos.values() if not (v.deleted or v.vanished or v.dialect == "aimlapi")]
+        videos.sort(key=lambda v: v.number, reverse=order == "desc")
+        after = query.get("after")
+        if after:
+            ids = [v.id for v in videos]
+            videos = videos[ids.index(after) + 1 :] if after in ids else []
+        page = videos[:limit]
+        for video in page:
+            self._advance(video)
+        body: dict[str, Any] = {"object": "list", "data": [self._video_json(v) for v in page]}
+        body["has_more"] = len(videos) > limit
+        if not self.gateway:  # gateways leave the cursors out; clients must use the last item
+            body["first_id"] = page[0].id if page else None
+            body["last_id"] = page[-1].id if page else None
+        return web.json_response(body)
+
+    async def _delete(self, request: web.Request) -> web.Response:
+        video = self._find(request.match_info["video_id"])
+        if video.status not in ("completed", "failed"):
+            raise _invalid("Only completed or failed videos can be deleted.", param="video_id", code=None)
+        video.deleted = True
+        return web.json_response({"id": video.id, "object": "video.deleted", "deleted": True})
+
+    async def _content(self, request: web.Request) -> web.StreamResponse:
+        video = self._find(request.match_info["video_id"])
+        variant = _current_call.get().query.get("variant", "video")
+        if variant not in ("video", "thumbnail", "spritesheet"):
+            raise _invalid(
+                f"Invalid value: '{variant}'. Supported values are: 'video', 'thumbnail', and 'spritesheet'.",
+                param="variant",
+            )
+        if video.dialect == "gateway":
+            raise RequestRefused(404, openai_error("Not Found", code="not_found"))
+        return await self._serve(video, variant)
+
+    async def _remix(self, request: web.Request) -> web.Response:
+        source = self._find(request.match_info["video_id"])
+        body = _current_call.get().json
+        prompt = _validate_prompt(body.get("prompt") if isinstance(body, dict) else None)
+        if source.status != "completed":
+            raise _invalid(
+                f"Video '{source.id}' is not completed; only completed videos can be remixed.",
+                param="video_id",
+                code=None,
+            )
+        self._check_moderation()
+        video = self._new_video(
+            model=source.model,
+            size=source.size,
+            seconds=source.seconds,
+            prompt=prompt,
+            dialect=self._dialect(),
+            remixed_from=source.id,
+        )
+        return self._one(self._video_json(video))
+
+    # -- AI/ML API routes ---------------------------------------------------------------------------
+
+    async def _aiml_create(self, request: web.Request) -> web.Response:
+        body = _current_call.get().json
+        if not isinstance(body, dict):
+            raise _invalid("Body must be a JSON object")
+        name = body.get("model")
+        if name not in AIML_MODELS:
+            raise _invalid(f"model must be one of the following values: {', '.join(AIML_MODELS)}")
+        model, needs_image = AIML_MODELS[name]
+        prompt = _validate_prompt(body.get("prompt"))
+        duration = body.get("duration", 4)
+        if duration not in (4, 8, 12) or isinstance(duration, bool):
+            raise _invalid("duration must be one of the following values: 4, 8, 12")
+        resolution = body.get("resolution", "720p")
+        if resolution not in (("720p", "1080p") if model == "sora-2-pro" else ("720p",)):
+            raise _invalid(f"resolution {resolution!r} is not available for {name}")
+        key = (resolution, body.get("aspect_ratio", "16:9"))
+        if key not in AIML_SIZES:
+            raise _invalid("aspect_ratio must be one of the following values: 16:9, 9:16")
+        size = AIML_SIZES[key]
+        if needs_image != ("image_url" in body):
+            raise _invalid(f"image_url is {'required' if needs_image else 'not supported'} for {name}")
+        if needs_image:
+            await _validate_image(
+                _data_url_file(body["image_url"], param="image_url"), size, param="image_url"
+            )
+        self._check_moderation()
+        video = self._new_video(model=model, size=size, seconds=duration, prompt=prompt, dialect="aimlapi")
+        return web.json_response({"id": video.id, "status": "queued"})
+
+    async def _aiml_retrieve(self, request: web.Request) -> web.Response:
+        video = self.videos.get(_current_call.get().query.get("generation_id", ""))
+        if video is None or video.vanished or video.dialect != "aimlapi":
+            raise RequestRefused(404, openai_error("Generation not found"))
+        self._advance(video)
+        return web.json_response(
+            {
+                "id": video.id,
+                "status": _AIML_STATUS[video.status],
+                "video": {"url": f"{self.cdn_origin}/files/{video.number}.mp4"}
+                if video.status == "completed"
+                else None,
+                "error": video.error,
+            }
+        )
+
+    # -- media --------------------------------------------------------------------------------------
+
+    async def _file(self, request: web.Request) -> web.StreamResponse:
+        number = request.match_info["number"]
+        video = next((v for v in self.videos.values() if str(v.number) == number), None)
+        if video is None or video.vanished or video.deleted or video.status != "completed":
+            return web.Response(status=404, text="Not Found")
+        return await self._serve(video, "video")
+
+    async def _serve(self, video: FakeVideo, variant: str) -> web.StreamResponse:
+        if video.status != "completed":
+            raise _invalid(f"Video '{video.id}' is not completed yet.", param="video_id", code=None)
+        if video.expires_at is not None and video.expires_at <= time.time():
+            raise RequestRefused(404, openai_error("The video's content has expired.", code="video_expired"))
+        path = await self._media(video, variant)
+        return web.FileResponse(path, headers={"Content-Type": _MEDIA_TYPES[variant]})
+
+    async def _media(self, video: FakeVideo, variant: str) -> Path:
+        suffix = {"video": "mp4", "thumbnail": "webp", "spritesheet": "jpg"}[variant]
+        path = self.cache_dir / f"{video.size}-{video.seconds}s-{video.number}.{suffix}"
+        lock = self._media_locks.setdefault(path, asyncio.Lock())
+        async with lock:
+            if not path.exists():
+                await asyncio.to_thread(
+                    _write_media, path, variant, video.width, video.height, video.seconds, video.number
+                )
+        return path
+
+
+_MEDIA_TYPES = {"video": "video/mp4", "thumbnail": "image/webp", "spritesheet": "image/jpeg"}
+
+
+def _write_media(path: Path, variant: str, width: int, height: int, seconds: int, seed: int) -> None:
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    if variant == "video":
+        make_mp4(temp, width, height, seconds, seed=seed)
+    else:
+        maker = make_thumbnail_webp if variant == "thumbnail" else make_spritesheet_jpeg
+        temp.write_bytes(maker(width // 4, height // 4, seed=seed))
+    temp.replace(path)
+
+
+async def _with_body(call: Call, request: web.Request) -> Call:
+    if request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        form: dict[str, str] = {}
+        files: dict[str, UploadedFile] = {}
+        for name, value in (await request.post()).items():
+            if isinstance(value, web.FileField):
+                files[name] = UploadedFile(value.filename, value.content_type, value.file.read())
+            else:
+                form[name] = str(value)
+        return replace(call, form=form, files=files)
+    raw = await request.read()
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:
+        body = raw.decode("utf-8", "replace")
+    return replace(call, json=body)
+
+
+def _validate_prompt(prompt: Any) -> str:
+    if prompt is None:
+        raise _invalid(
+            "Missing required parameter: 'prompt'.", param="prompt", code="missing_required_parameter"
+        )
+    if not isinstance(prompt, str):
+        raise _invalid(
+            f"Invalid type for 'prompt': expected a string, but got {type(prompt).__name__} instead.",
+            param="prompt",
+            code="invalid_type",
+        )
+    if not prompt:
+        raise _invalid(
+            "Invalid 'prompt': string too short. Expected a string with minimum length 1, "
+            "but got an empty string instead.",
+            param="prompt",
+            code="string_below_min_length",
+        )
+    if len(prompt) > MAX_PROMPT:
+        raise _invalid(
+            f"Invalid 'prompt': string too long. Expected a string with maximum length {MAX_PROMPT}, "
+            f"but got a string with length {len(prompt)} instead.",
+            param="prompt",
+            code="string_above_max_length",
+        )
+    return prompt
+
+
+def _data_url_file(url: Any, *, param: str) -> UploadedFile:
+    match = re.fullmatch(r"data:([\w/+.-]+);base64,(.*)", url, re.DOTALL) if isinstance(url, str) else None
+    if match is None:
+        raise _invalid(f"Invalid '{param}': only base64 data: URLs are supported by this fake.", param=param)
+    try:
+        data = base64.b64decode(match.group(2), validate=True)
+    except binascii.Error:
+        raise _invalid(f"Invalid '{param}': the data: URL is not valid base64.", param=param) from None
+    return UploadedFile(None, match.group(1), data)
+
+
+async def _validate_image(image: UploadedFile, size: str, *, param: str) -> None:
+    if image.content_type not in IMAGE_TYPES:
+        raise _invalid(
+            f"Invalid file '{param}': unsupported mimetype ('{image.content_type}'). "
+            f"Supported file formats are {_choices(IMAGE_TYPES)}.",
+            param=param,
+            code="unsupported_file",
+        )
+    try:
+        width, height = await asyncio.to_thread(_image_size, image.data)
+    except OSError:
+        raise _invalid(
+            f"Invalid file '{param}': the image could not be decoded.", param=param, code="invalid_image"
+        ) from None
+    if f"{width}x{height}" != size:
+        raise RequestRefused(400, openai_error("Inpaint image must match the requested width and height"))
+
+
+def _image_size(data: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return image.size
+
+
+_DEFAULT_FAILURES = {
+    429: ("Rate limit reached for requests. Please try again later.", "requests", "rate_limit_exceeded"),
+    500: ("The server had an error while processing your request. Sorry about that!", "server_error", None),
+    502: ("Bad gateway.", "server_error", None),
+    503: ("The engine is currently overloaded, please try again later.", "server_error", None),
+}
+
+
+def _failure_response(failure: _Failure) -> web.Response:
+    body = failure.body
+    if body is None:
+        message, kind, code = _DEFAULT_FAILURES.get(
+            failure.status, ("Injected failure.", "server_error", None)
+        )
+        body = openai_error(message, type=kind, code=code)
+    if isinstance(body, str):
+        content_type = "text/html" if body.lstrip().startswith("<") else "text/plain"
+        return web.Response(
+            status=failure.status, text=body, content_type=content_type, headers=failure.headers
+        )
+    return web.json_response(body, status=failure.status, headers=failure.headers)
+
+
+def _auth_failure(given: str | None, *, aiml: bool) -> web.Response:
+    if aiml:
+        return web.json_response({"statusCode": 401, "message": "Unauthorized"}, status=401)
+    if not given:
+        message = (
+            "You didn't provide an API key. You need to provide your API key in an Authorization header "
+            "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+        )
+        return web.json_response(openai_error(message), status=401)
+    key = given.removeprefix("Bearer ")
+    masked = f"{key[:3]}***{key[-4:]}" if len(key) > 8 else "***"
+    message = (
+        f"Incorrect API key provided: {masked}. You can find your API key at "
+        "https://platform.openai.com/account/api-keys."
+    )
+    return web.json_response(openai_error(message, code="invalid_api_key"), status=401)
