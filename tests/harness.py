@@ -1,0 +1,104 @@
+"""The real bot (the class `python -m bot` builds) wired to the fake Discord and the fake Videos API."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from bot.app import SoraBot
+from bot.errors import UserFacingError
+from bot.jobs.runner import RunnerTiming
+from bot.pricing import load_prices
+from bot.settings import Settings
+from bot.videos.retry import RetryPolicy
+from tests.fakes.discord_fake import FakeChannel, FakeDiscord, FakeGuild, FakeMember, FakeMessage
+from tests.fakes.videos_fake import FakeVideosAPI
+
+#: Fast timing for tests: polls every 50 ms, card edits unthrottled, retries after milliseconds.
+TEST_TIMING = RunnerTiming(
+    poll_interval=0.05, card_edit_interval=0.0, retry=RetryPolicy(base=0.01, cap=0.05, attempts=3)
+)
+MIB = 1024 * 1024
+
+
+@dataclass
+class World:
+    """One server with two channels, a member and an admin, plus both fakes."""
+
+    discord: FakeDiscord
+    videos: FakeVideosAPI
+    tmp: Path
+    guild: FakeGuild
+    general: FakeChannel
+    other: FakeChannel
+    alice: FakeMember
+    admin: FakeMember
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def settings(self, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "discord_token": self.discord.token,
+            "openai_api_key": self.videos.api_key,
+            "openai_base_url": self.videos.base_url,
+            "discord_api_base_url": self.discord.api_base,
+            "discord_gateway_url": self.discord.gateway_url,
+            "discord_guild_id": self.guild.id,
+            "database_path": self.tmp / "data" / "bot.sqlite3",
+            "work_dir": self.tmp / "work",
+            "poll_interval_seconds": 0.05,
+        }
+        return Settings(_env_file=None, **(values | self.overrides | overrides))  # type: ignore[call-arg]
+
+    @contextlib.asynccontextmanager
+    async def running_bot(self, **overrides: Any) -> AsyncIterator[SoraBot]:
+        """Start the real bot against the fakes; stop it (cleanly) on exit."""
+        bot = SoraBot(self.settings(**overrides), prices=load_prices(None), timing=TEST_TIMING)
+        unexpected: list[BaseException] = []
+        handler = bot.tree.on_error
+
+        async def record(interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+            if not isinstance(error, UserFacingError | app_commands.CheckFailure):
+                unexpected.append(error)
+            await handler(interaction, error)
+
+        bot.tree.on_error = record  # type: ignore[method-assign]
+        with self.discord.patch_discord():
+            async with self.discord.run_bot(bot, timeout=10):
+                yield bot
+        assert self.discord.server_errors == []
+        assert unexpected == [], f"commands raised unexpected errors: {unexpected!r}"
+
+    async def generate(self, member: FakeMember | None = None, channel: FakeChannel | None = None, **options: Any):
+        """Dispatch `/video generate` and wait for its private answer to settle (not "thinking…")."""
+        interaction = await self.discord.dispatch_slash_command(
+            self.guild, channel or self.general, member or self.alice, "video", options, subcommand="generate"
+        )
+        await interaction.wait_original(lambda message: not message.loading, timeout=15)
+        return interaction
+
+    def channel_messages(self, channel: FakeChannel | None = None) -> list[FakeMessage]:
+        """Public messages in a channel (ephemeral answers left out)."""
+        return self.discord.messages_in(channel or self.general, include_ephemeral=False)
+
+    async def wait_for_clip(self, channel: FakeChannel | None = None, timeout: float = 20) -> FakeMessage:
+        channel_id = (channel or self.general).id
+        return await self.discord.wait_for_message(
+            lambda m: m.channel_id == channel_id and any(a.filename.endswith(".mp4") for a in m.attachments),
+            timeout=timeout,
+        )
+
+    async def wait_for_card(self, predicate, channel: FakeChannel | None = None, timeout: float = 20) -> FakeMessage:
+        channel_id = (channel or self.general).id
+        return await self.discord.wait_for_message(
+            lambda m: m.channel_id == channel_id and bool(m.embeds) and predicate(m.text()), timeout=timeout
+        )
+
+
+def manage_guild_permissions() -> int:
+    return discord.Permissions(manage_guild=True).value

@@ -1,0 +1,411 @@
+"""The fake Discord against the real discord.py client: login, gateway, commands, messages, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import discord
+import pytest
+from discord import app_commands
+from discord.ext import commands
+
+from tests.fakes.discord_fake import FakeChannel, FakeDiscord, FakeGuild, FakeMember, Pinged
+from tests.fakes.discord_models import compute_pings
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    """A running fake with discord.py pointed at it (restored afterwards)."""
+    async with FakeDiscord() as server:
+        with server.patch_discord():
+            yield server
+    assert server.server_errors == []
+
+
+@dataclass
+class World:
+    """One guild with two channels and two members."""
+
+    guild: FakeGuild
+    channel: FakeChannel
+    alice: FakeMember
+    bob: FakeMember
+
+
+@pytest.fixture
+def world(fake: FakeDiscord) -> World:
+    guild = fake.add_guild("Fake Server", channels=("general", "videos"))
+    alice = fake.add_member(guild, "alice", flags=2)  # completed onboarding
+    return World(guild, guild.text_channels[0], alice, fake.add_member(guild, "bob"))
+
+
+class RemixModal(discord.ui.Modal, title="Remix"):
+    """A modal with a label-wrapped text input (discord.py 2.6+ layout)."""
+
+    prompt = discord.ui.Label(text="New prompt", component=discord.ui.TextInput(custom_id="prompt"))
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        assert isinstance(self.prompt.component, discord.ui.TextInput)
+        await interaction.response.send_message(f"remixing: {self.prompt.component.value}", ephemeral=True)
+
+
+class LegacyModal(discord.ui.Modal, title="Remix"):
+    """A modal with a bare text input (sent in an action row)."""
+
+    prompt = discord.ui.TextInput(label="New prompt", custom_id="prompt")
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(f"legacy: {self.prompt.value}", ephemeral=True)
+
+
+class RemixView(discord.ui.View):
+    """A persistent view with one Remix button."""
+
+    def __init__(self) -> None:
+        super().__init__(timeout=None)
+
+    @discord.ui.button(label="Remix", custom_id="remix:1")
+    async def remix(self, interaction: discord.Interaction, button: discord.ui.Button[RemixView]) -> None:
+        await interaction.response.send_modal(RemixModal(custom_id="remix-modal:1"))
+
+    @discord.ui.button(label="Hide", custom_id="hide:1")
+    async def hide(self, interaction: discord.Interaction, button: discord.ui.Button[RemixView]) -> None:
+        await interaction.response.edit_message(content="hidden", view=None)
+
+
+class QuickBot(commands.Bot):
+    """A bot that re-identifies at once (discord.py waits 5 s before every IDENTIFY after the first)."""
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        return None
+
+
+def make_bot(errors: list[Exception], captured: list[discord.Interaction]) -> commands.Bot:
+    """A small bot: /video generate, a message context menu and a persistent Remix button."""
+    intents = discord.Intents.default()
+    intents.members = True
+    bot = QuickBot(command_prefix="!", intents=intents, guild_ready_timeout=0.05, help_command=None)
+    video = app_commands.Group(name="video", description="Make videos")
+
+    @video.command(name="generate", description="Generate a clip")
+    async def generate(
+        interaction: discord.Interaction, prompt: str, image: discord.Attachment | None = None
+    ) -> None:
+        captured.append(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        size = len(await image.read()) if image else 0
+        limit = interaction.filesize_limit
+        await interaction.edit_original_response(
+            content=f"queued {prompt!r} with {size} bytes, limit {limit}"
+        )
+
+    @video.command(name="jobs", description="List jobs")
+    async def jobs(interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("job list", ephemeral=True)
+        original = await interaction.original_response()
+        await interaction.followup.send(f"page 2 of {original.id}", ephemeral=True)
+
+    @app_commands.context_menu(name="Remix video")
+    async def remix_video(interaction: discord.Interaction, message: discord.Message) -> None:
+        await interaction.response.send_modal(LegacyModal(custom_id=f"legacy:{message.id}"))
+
+    bot.tree.add_command(video)
+    bot.tree.add_command(remix_video)
+    bot.add_view(RemixView())
+
+    @bot.tree.error
+    async def on_error(interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        errors.append(error)
+
+    return bot
+
+
+@pytest.fixture
+async def bot(fake: FakeDiscord, world: World) -> AsyncIterator[commands.Bot]:
+    """The small bot, connected, commands synced to the world's guild; app command errors fail the test."""
+    errors: list[Exception] = []
+    client = make_bot(errors, [])
+    async with fake.run_bot(client):
+        client.tree.copy_global_to(guild=discord.Object(world.guild.id))
+        await client.tree.sync(guild=discord.Object(world.guild.id))
+        yield client
+    assert errors == []
+
+
+async def text_channel(bot: commands.Bot, channel: FakeChannel) -> discord.TextChannel:
+    found = bot.get_channel(channel.id)
+    assert isinstance(found, discord.TextChannel)
+    return found
+
+
+async def test_login_ready_and_guild_create(fake: FakeDiscord, world: World, bot: commands.Bot) -> None:
+    assert bot.user is not None and bot.user.id == fake.bot_user.id
+    assert bot.application_id == fake.application_id
+    [guild] = bot.guilds
+    assert (guild.id, guild.name) == (world.guild.id, "Fake Server")
+    assert [channel.name for channel in guild.text_channels] == ["general", "videos"]
+    assert sorted(member.name for member in guild.members) == ["Soracord", "alice", "bob"]
+    alice = guild.get_member(world.alice.id)
+    assert alice is not None and alice.flags.completed_onboarding
+    assert guild.me.guild_permissions.attach_files and guild.me.guild_permissions.mention_everyone
+    assert guild.filesize_limit == 10 * MIB
+    identify = next(frame for frame in fake.gateway_received if frame["op"] == 2)
+    assert identify["d"]["intents"] == bot.intents.value
+    await fake.wait_for(lambda: any(frame["op"] == 1 for frame in fake.gateway_received))
+
+
+@pytest.mark.parametrize(
+    ("allowed_mentions", "bot_may_mention_everyone", "expected"),
+    [
+        # Mention Everyone also lets the author ping roles that are not mentionable ("staff").
+        (None, True, Pinged(frozenset({"alice"}), frozenset({"fans", "staff"}), True)),
+        (None, False, Pinged(frozenset({"alice"}), frozenset({"fans"}), False)),
+        ({"parse": []}, True, Pinged()),
+        ({"parse": ["users", "roles"]}, True, Pinged(frozenset({"alice"}), frozenset({"fans", "staff"}))),
+        (
+            {"parse": ["everyone"], "users": ["bob"], "roles": ["staff"]},
+            True,
+            Pinged(roles=frozenset({"staff"}), everyone=True),
+        ),
+        ({"parse": [], "users": ["alice"], "replied_user": True}, True, Pinged(frozenset({"alice", "bob"}))),
+    ],
+)
+def test_mention_rules(
+    fake: FakeDiscord, allowed_mentions: dict | None, bot_may_mention_everyone: bool, expected: Pinged
+) -> None:
+    everyone = discord.Permissions(mention_everyone=True).value
+    guild = fake.add_guild(bot_permissions=everyone if bot_may_mention_everyone else 0)
+    names = {
+        "alice": fake.add_member(guild, "alice").id,
+        "bob": fake.add_member(guild, "bob").id,
+        "fans": fake.add_role(guild, "fans", mentionable=True).id,
+        "staff": fake.add_role(guild, "staff").id,
+    }
+    if allowed_mentions is not None:
+        for key in ("users", "roles"):
+            if key in allowed_mentions:
+                allowed_mentions = allowed_mentions | {key: [names[name] for name in allowed_mentions[key]]}
+    content = f"<@{names['alice']}> <@&{names['fans']}> <@&{names['staff']}> @here"
+    pinged = compute_pings(
+        content,
+        allowed_mentions,
+        guild=guild,
+        author_id=fake.bot_user.id,
+        known_users=set(fake.users),
+        replied_user_id=names["bob"],
+    )
+    reply_pings = allowed_mentions is None or allowed_mentions.get("replied_user", False)
+    assert pinged.users == {names[name] for name in expected.users} | (
+        {names["bob"]} if reply_pings else set()
+    )
+    assert pinged.roles == {names[name] for name in expected.roles}
+    assert pinged.everyone is expected.everyone
+
+
+async def test_wrong_token_is_refused(fake: FakeDiscord, world: World) -> None:
+    rest_bot = make_bot([], [])
+    with pytest.raises(discord.LoginFailure):
+        await rest_bot.login("not-the-token")
+    await rest_bot.close()
+    assert fake.calls[-1].status == 401
+
+    gateway_bot = make_bot([], [])
+    await gateway_bot.login(fake.token)
+    gateway_bot.http.token = "stolen-token"
+    with pytest.raises(discord.ConnectionClosed) as closed:
+        await gateway_bot.connect(reconnect=False)
+    assert closed.value.code == 4004
+    assert fake.gateway_connects == []
+
+
+async def test_sync_stores_commands_with_stable_ids(
+    fake: FakeDiscord, world: World, bot: commands.Bot
+) -> None:
+    stored = {command["name"]: command for command in fake.guild_commands[world.guild.id]}
+    assert set(stored) == {"video", "Remix video"}
+    assert [option["name"] for option in stored["video"]["options"]] == ["generate", "jobs"]
+    assert stored["Remix video"]["type"] == 3
+    again = await bot.tree.sync(guild=discord.Object(world.guild.id))
+    assert {command.name: str(command.id) for command in again} == {
+        name: command["id"] for name, command in stored.items()
+    }
+    assert fake.global_commands == []
+
+
+async def test_slash_command_deferred_then_edited(fake: FakeDiscord, world: World, bot: commands.Bot) -> None:
+    image = fake.add_attachment("cat.png", b"\x89PNG fake image", "image/png", width=2, height=2)
+    interaction = await fake.dispatch_slash_command(
+        world.guild,
+        world.channel,
+        world.alice,
+        "video",
+        {"prompt": "a cat @everyone", "image": image},
+        subcommand="generate",
+        attachment_size_limit=25 * MIB,
+    )
+    message = await interaction.wait_original(lambda m: not m.loading)
+    assert interaction.callback is not None
+    assert interaction.callback.payload == {"type": 5, "data": {"flags": 64}}
+    assert interaction.callback.query == {"with_response": "1"}
+    assert message.flags == 64 and message.ephemeral
+    assert message.content == f"queued 'a cat @everyone' with 15 bytes, limit {25 * MIB}"
+    assert message.pinged.nobody
+    assert message.interaction_token == interaction.token
+    assert [call.path for call in fake.calls_to("GET", r"^/cdn/")] == [
+        f"/cdn/attachments/{image['id']}/cat.png"
+    ]
+    [edit] = fake.calls_to("PATCH", r"/messages/@original$")
+    assert edit.ok and edit.payload["content"] == message.content
+    assert fake.messages_in(world.channel, include_ephemeral=False) == []
+
+
+async def test_channel_message_with_file_and_mentions(
+    fake: FakeDiscord, world: World, bot: commands.Bot
+) -> None:
+    channel = await text_channel(bot, world.channel)
+    only_alice = discord.AllowedMentions(users=[discord.Object(world.alice.id)], everyone=False)
+    content = f"done {world.alice.mention} {world.bob.mention} @everyone"
+    clip = discord.File(io.BytesIO(b"\x00\x00\x00\x18ftypmp42 clip"), "clip.mp4")
+    sent = await channel.send(content, file=clip, allowed_mentions=only_alice)
+    [stored] = fake.messages_in(world.channel)
+    assert stored.id == sent.id
+    assert stored.files == {"clip.mp4": b"\x00\x00\x00\x18ftypmp42 clip"}
+    assert stored.attachments[0].content_type == "video/mp4"
+    assert stored.pinged == Pinged(users=frozenset({world.alice.id}))
+    assert stored.allowed_mentions is not None and stored.allowed_mentions["users"] == [world.alice.id]
+    assert await sent.attachments[0].read() == b"\x00\x00\x00\x18ftypmp42 clip"
+    assert [member.id for member in sent.mentions] == [world.alice.id]
+
+    reply = await sent.reply("everyone, look @everyone")
+    stored_reply = fake.messages[reply.id]
+    assert stored_reply.reply_to == sent.id and stored_reply.type == 19
+    assert stored_reply.pinged == Pinged(everyone=True)  # no allowed_mentions: Discord parses everything
+
+    quiet = await channel.send("@everyone", allowed_mentions=discord.AllowedMentions.none())
+    assert fake.messages[quiet.id].pinged.nobody
+
+
+async def test_nonce_with_enforce_nonce_creates_one_message(
+    fake: FakeDiscord, world: World, bot: commands.Bot
+) -> None:
+    channel = await text_channel(bot, world.channel)
+    first = await channel.send("clip ready", nonce="job-42")
+    second = await channel.send("clip ready (retry)", nonce="job-42")
+    assert second.id == first.id and second.content == "clip ready"
+    assert [message.content for message in fake.messages_in(world.channel)] == ["clip ready"]
+    posts = fake.calls_to("POST", r"^/channels/\d+/messages$")
+    assert [(call.payload["nonce"], call.payload["enforce_nonce"]) for call in posts] == [
+        ("job-42", True)
+    ] * 2
+    other = await channel.send("another job", nonce="job-43")
+    assert other.id != first.id
+
+
+async def test_rate_limited_post_is_retried(fake: FakeDiscord, world: World, bot: commands.Bot) -> None:
+    fake.rate_limit_next("POST", r"^/channels/\d+/messages$", retry_after=0.2)
+    channel = await text_channel(bot, world.channel)
+    sent = await channel.send("after the limit")
+    posts = fake.calls_to("POST", r"^/channels/\d+/messages$")
+    assert [call.status for call in posts] == [429, 200]
+    assert posts[0].response["retry_after"] == 0.2
+    assert posts[1].time - posts[0].time >= 0.2
+    assert [message.id for message in fake.messages_in(world.channel)] == [sent.id]
+
+
+async def test_channel_faults(fake: FakeDiscord, world: World, bot: commands.Bot) -> None:
+    channel = await text_channel(bot, world.channel)
+    fake.fail_next("POST", r"/messages$", 503)
+    with pytest.raises(discord.DiscordServerError):
+        await channel.send("first try")
+    big = discord.File(io.BytesIO(b"x" * (10 * MIB + 1)), "big.mp4")
+    with pytest.raises(discord.HTTPException) as too_large:
+        await channel.send(file=big)
+    assert (too_large.value.status, too_large.value.code) == (413, 40005)
+    fake.deny_channel(world.channel)
+    with pytest.raises(discord.Forbidden) as denied:
+        await channel.send("no rights")
+    assert denied.value.code == 50013
+    assert fake.messages_in(world.channel) == []
+
+
+async def test_expired_token_refuses_webhook_edits(fake: FakeDiscord, world: World) -> None:
+    captured: list[discord.Interaction] = []
+    client = make_bot([], captured)
+    async with fake.run_bot(client):
+        await client.tree.sync()
+        interaction = await fake.dispatch_slash_command(
+            world.guild, world.channel, world.bob, "video", {"prompt": "sea"}, subcommand="generate"
+        )
+        await interaction.wait_original(lambda m: not m.loading)
+        fake.expire_token(interaction)
+        with pytest.raises(discord.HTTPException) as expired:
+            await captured[0].edit_original_response(content="too late")
+        assert (expired.value.status, expired.value.code) == (401, 50027)
+
+
+async def test_button_opens_modal_and_submit_answers(
+    fake: FakeDiscord, world: World, bot: commands.Bot
+) -> None:
+    channel = await text_channel(bot, world.channel)
+    posted = await channel.send("clip", view=RemixView())
+    click = await fake.click_component(fake.messages[posted.id], "remix:1", world.alice)
+    await click.wait_response()
+    assert click.callback_type == 9 and click.modal is not None
+    assert click.modal["components"][0]["type"] == 18
+    submit = await fake.submit_modal("remix-modal:1", {"prompt": "make it night"}, world.alice, world.channel)
+    answer = await submit.wait_original()
+    assert (answer.content, answer.ephemeral) == ("remixing: make it night", True)
+
+
+async def test_message_command_opens_legacy_modal(fake: FakeDiscord, world: World, bot: commands.Bot) -> None:
+    channel = await text_channel(bot, world.channel)
+    target = fake.messages[(await channel.send("a clip")).id]
+    menu = await fake.dispatch_message_command("Remix video", target, world.bob)
+    await menu.wait_response()
+    assert menu.modal is not None and menu.modal["components"][0]["type"] == 1
+    submit = await fake.submit_modal(f"legacy:{target.id}", {"prompt": "in winter"}, world.bob, world.channel)
+    assert (await submit.wait_original()).content == "legacy: in winter"
+
+
+async def test_reply_followup_and_update_message(fake: FakeDiscord, world: World, bot: commands.Bot) -> None:
+    jobs = await fake.dispatch_slash_command(
+        world.guild, world.channel, world.alice, "video", subcommand="jobs"
+    )
+    [followup] = await fake.wait_for(lambda: jobs.followups)
+    original = fake.original_response(jobs)
+    assert original is not None and (original.content, original.flags, original.type) == ("job list", 64, 20)
+    assert (followup.content, followup.ephemeral) == (f"page 2 of {original.id}", True)
+    assert jobs.callback_type == 4 and fake.calls_to("GET", r"/messages/@original$")[0].ok
+
+    channel = await text_channel(bot, world.channel)
+    posted = fake.messages[(await channel.send("clip", view=RemixView())).id]
+    assert posted.custom_ids() == ["remix:1", "hide:1"]
+    click = await fake.click_component(posted, "hide:1", world.bob)
+    await fake.wait_for_message(lambda m: m.id == posted.id and m.content == "hidden")
+    assert click.callback_type == 7 and posted.components == [] and posted.edited_at is not None
+    assert [revision.content for revision in posted.history] == ["clip", "hidden"]
+
+
+@pytest.mark.parametrize("allow_resume", [True, False])
+async def test_reconnect_after_drop(
+    fake: FakeDiscord, world: World, bot: commands.Bot, allow_resume: bool
+) -> None:
+    fake.allow_resume = allow_resume
+    await fake.drop_connection()
+    expected = ["identify", "resume" if allow_resume else "identify"]
+    await fake.wait_for(lambda: fake.gateway_connects == expected)
+    if allow_resume:
+        resume = next(frame for frame in fake.gateway_received if frame["op"] == 6)
+        assert resume["d"]["session_id"] == bot.ws.session_id
+    await asyncio.wait_for(bot.wait_until_ready(), 5)
+    interaction = await fake.dispatch_slash_command(
+        world.guild, world.channel, world.alice, "video", {"prompt": "still here"}, subcommand="generate"
+    )
+    assert (await interaction.wait_original(lambda m: not m.loading)).content.startswith(
+        "queued 'still here'"
+    )
