@@ -25,7 +25,7 @@ from bot.videos import create_video_client
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS: tuple[str, ...] = ("cogs.generate", "cogs.jobs", "cogs.quota")
+EXTENSIONS: tuple[str, ...] = ("cogs.generate", "cogs.remix", "cogs.jobs", "cogs.quota")
 
 
 def point_discord_at(api_base_url: str, gateway_url: str) -> None:
@@ -51,6 +51,7 @@ class SoraBot(commands.Bot):
         prices: PriceTable,
         timing: RunnerTiming | None = None,
         extensions: tuple[str, ...] = EXTENSIONS,
+        **client_options: Any,
     ) -> None:
         point_discord_at(str(settings.discord_api_base_url), str(settings.discord_gateway_url))
         intents = discord.Intents.none()
@@ -64,6 +65,7 @@ class SoraBot(commands.Bot):
             max_messages=None,
             member_cache_flags=discord.MemberCacheFlags.none(),
             chunk_guilds_at_startup=False,
+            **client_options,
         )
         self.settings = settings
         self.prices = prices

@@ -58,7 +58,9 @@ class World:
     @contextlib.asynccontextmanager
     async def running_bot(self, **overrides: Any) -> AsyncIterator[SoraBot]:
         """Start the real bot against the fakes; stop it (cleanly) on exit."""
-        bot = SoraBot(self.settings(**overrides), prices=load_prices(None), timing=TEST_TIMING)
+        bot = SoraBot(
+            self.settings(**overrides), prices=load_prices(None), timing=TEST_TIMING, guild_ready_timeout=0.05
+        )
         unexpected: list[BaseException] = []
         handler = bot.tree.on_error
 

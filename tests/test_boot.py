@@ -14,7 +14,7 @@ async def test_boot_identifies_and_syncs_once(world: World) -> None:
         assert [g.id for g in bot.guilds] == [world.guild.id]
         assert bot.failed_extensions == []
         synced = {c["name"] for c in world.discord.guild_commands[world.guild.id]}
-        assert synced == {"video", "quota"}
+        assert synced == {"video", "quota", "Remix video"}
         video = next(c for c in world.discord.guild_commands[world.guild.id] if c["name"] == "video")
         assert {o["name"] for o in video["options"]} >= {"generate", "jobs"}
     assert world.discord.gateway_connects[0] == "identify"
