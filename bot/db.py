@@ -61,8 +61,10 @@ class Database:
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """BEGIN IMMEDIATE … COMMIT, rolled back on any exception (cancellation included)."""
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
+            if self._conn.in_transaction:  # left open by a task cancelled in the middle of one
+                await self._conn.rollback()
             try:
+                await self._conn.execute("BEGIN IMMEDIATE")
                 yield self._conn
             except BaseException:
                 await asyncio.shield(self._conn.rollback())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,26 @@ async def test_failed_migration_rolls_back_and_names_the_file(tmp_path: Path) ->
         assert await db.migrate(migrations) == ["0002_bad.sql"]
     finally:
         await db.close()
+
+
+async def test_a_transaction_cancelled_midway_is_rolled_back(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "db.sqlite3")
+    try:
+        await db.execute("CREATE TABLE t (x INTEGER)")
+        inside = asyncio.Event()
+
+        async def stuck() -> None:
+            async with db.transaction() as conn:
+                await conn.execute("INSERT INTO t VALUES (1)")
+                inside.set()
+                await asyncio.Event().wait()
+
+        task = asyncio.create_task(stuck())
+        await inside.wait()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await db.execute("INSERT INTO t VALUES (2)")
+        rows = [row["x"] for row in await db.fetchall("SELECT x FROM t")]
+    finally:
+        await db.close()
+    assert rows == [2]
