@@ -69,7 +69,8 @@ async def run(settings: Settings, prices) -> int:
                 return 1
             except discord.LoginFailure:
                 log.error(
-                    "Stopping: Discord refused DISCORD_TOKEN; copy the bot token again from the Developer Portal"
+                    "Stopping: Discord refused DISCORD_TOKEN; "
+                    "copy the bot token again from the Developer Portal"
                 )
                 return 2
             return 1

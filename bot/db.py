@@ -87,11 +87,7 @@ class Database:
 
     async def migrate(self, directory: Path = MIGRATIONS_DIR) -> list[str]:
         """Apply `NNNN_*.sql` files not yet recorded in `schema_version`, in order; returns their names."""
-        files = sorted(
-            (int(match.group(1)), path)
-            for path in directory.iterdir()
-            if (match := MIGRATION_NAME.match(path.name))
-        )
+        files = migration_files(directory)
         async with self._lock:
             await self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_version ("
@@ -130,3 +126,12 @@ def split_sql(script: str) -> list[str]:
     if "\n".join(current).strip():
         statements.append("\n".join(current))
     return statements
+
+
+def migration_files(directory: Path) -> list[tuple[int, Path]]:
+    """`NNNN_name.sql` files in `directory`, by number."""
+    return sorted(
+        (int(match.group(1)), path)
+        for path in directory.iterdir()
+        if (match := MIGRATION_NAME.match(path.name))
+    )

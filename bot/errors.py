@@ -21,7 +21,10 @@ def new_reference() -> str:
 
 
 def apology(reference: str) -> str:
-    return f"Sorry, something went wrong on our side. If it keeps happening, tell an admin: reference `{reference}`."
+    return (
+        "Sorry, something went wrong on our side. "
+        f"If it keeps happening, tell an admin: reference `{reference}`."
+    )
 
 
 async def handle_command_error(interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:

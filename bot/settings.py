@@ -146,7 +146,8 @@ class Settings(BaseSettings):
     def _default_model_offered(self) -> Settings:
         if self.default_model not in self.video_models:
             raise ValueError(
-                f"DEFAULT_MODEL {self.default_model!r} must be one of VIDEO_MODELS ({','.join(self.video_models)})"
+                f"DEFAULT_MODEL {self.default_model!r} must be one of VIDEO_MODELS "
+                f"({','.join(self.video_models)})"
             )
         return self
 

@@ -32,7 +32,8 @@ def normalise_prompt(text: str) -> str:
         )
     if len(text) > MAX_PROMPT_CHARS:
         raise RequestRefused(
-            f"The prompt is {len(text):,} characters long; the limit is {MAX_PROMPT_CHARS:,}. Please shorten it."
+            f"The prompt is {len(text):,} characters long; "
+            f"the limit is {MAX_PROMPT_CHARS:,}. Please shorten it."
         )
     return text
 

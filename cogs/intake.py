@@ -98,8 +98,7 @@ async def take_request(interaction: discord.Interaction, request: VideoRequest) 
         )
     except Exception as error:
         await bot.store.fail(job.id, "Refused after an internal error; nothing was charged.")
-        if image:
-            image.unlink(missing_ok=True)
+        discard(image)
         await report_unexpected(interaction, error)
         return None
     job = await bot.runner.ensure_card(job)
@@ -107,7 +106,8 @@ async def take_request(interaction: discord.Interaction, request: VideoRequest) 
         await interaction.edit_original_response(content=f"⚠️ {job.error}")
         return None
     await interaction.edit_original_response(
-        content=f"Your video is on its way: {message_link(job.guild_id, job.channel_id, job.card_message_id or 0)}"
+        content="Your video is on its way: "
+        + message_link(job.guild_id, job.channel_id, job.card_message_id or 0)
     )
     bot.runner.launch(job.id)
     return job
@@ -115,10 +115,14 @@ async def take_request(interaction: discord.Interaction, request: VideoRequest) 
 
 async def refuse(interaction: discord.Interaction, job: Job, reason: str, image: Path | None) -> None:
     await bot_of(interaction).store.fail(job.id, reason)
-    if image:
-        image.unlink(missing_ok=True)
+    discard(image)
     await interaction.edit_original_response(content=f"⚠️ {reason}")
     return None
+
+
+def discard(path: Path | None) -> None:
+    if path is not None:
+        path.unlink(missing_ok=True)
 
 
 def check_permissions(permissions: discord.Permissions) -> None:

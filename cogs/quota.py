@@ -9,8 +9,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.errors import UserFacingError
 from bot.charts import render_daily_spend_png
+from bot.errors import UserFacingError
 from bot.money import format_usd
 from bot.quotas import DEFAULT, UNCHANGED, Limits, Override, WindowStatus
 from bot.settings import parse_usd, usd_to_micros

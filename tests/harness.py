@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,7 +76,9 @@ class World:
         assert self.discord.server_errors == []
         assert unexpected == [], f"commands raised unexpected errors: {unexpected!r}"
 
-    async def generate(self, member: FakeMember | None = None, channel: FakeChannel | None = None, **options: Any):
+    async def generate(
+        self, member: FakeMember | None = None, channel: FakeChannel | None = None, **options: Any
+    ):
         """Dispatch `/video generate` and wait for its private answer to settle (not "thinking…")."""
         interaction = await self.discord.dispatch_slash_command(
             self.guild, channel or self.general, member or self.alice, "video", options, subcommand="generate"
@@ -88,17 +90,19 @@ class World:
         """Public messages in a channel (ephemeral answers left out)."""
         return self.discord.messages_in(channel or self.general, include_ephemeral=False)
 
-    async def wait_for_clip(self, channel: FakeChannel | None = None, timeout: float = 20) -> FakeMessage:
+    async def wait_for_clip(self, channel: FakeChannel | None = None, within: float = 20) -> FakeMessage:
         channel_id = (channel or self.general).id
         return await self.discord.wait_for_message(
             lambda m: m.channel_id == channel_id and any(a.filename.endswith(".mp4") for a in m.attachments),
-            timeout=timeout,
+            timeout=within,
         )
 
-    async def wait_for_card(self, predicate, channel: FakeChannel | None = None, timeout: float = 20) -> FakeMessage:
+    async def wait_for_card(
+        self, predicate: Callable[[str], bool], channel: FakeChannel | None = None, within: float = 20
+    ) -> FakeMessage:
         channel_id = (channel or self.general).id
         return await self.discord.wait_for_message(
-            lambda m: m.channel_id == channel_id and bool(m.embeds) and predicate(m.text()), timeout=timeout
+            lambda m: m.channel_id == channel_id and bool(m.embeds) and predicate(m.text()), timeout=within
         )
 
 

@@ -40,7 +40,9 @@ async def test_failed_migration_rolls_back_and_names_the_file(tmp_path: Path) ->
         with pytest.raises(MigrationError) as raised:
             await db.migrate(migrations)
         assert raised.value.filename == "0002_bad.sql"
-        tables = {row["name"] for row in await db.fetchall("SELECT name FROM sqlite_master WHERE type='table'")}
+        tables = {
+            row["name"] for row in await db.fetchall("SELECT name FROM sqlite_master WHERE type='table'")
+        }
         assert "a" in tables and "b" not in tables
         versions = [row["version"] for row in await db.fetchall("SELECT version FROM schema_version")]
         assert versions == [1]

@@ -23,7 +23,11 @@ async def test_happy_path_posts_the_providers_mp4_once(world: World) -> None:
     assert list(clip.files.values()) == [expected]
     assert clip.reply_to == card.id
     assert clip.pinged.users == {world.alice.id} and not clip.pinged.everyone
-    progress_edits = [rev for rev in card.history if "%" in " ".join(f.get("value", "") for e in rev.embeds for f in e.get("fields", []))]
+    progress_edits = [
+        rev
+        for rev in card.history
+        if "%" in " ".join(f.get("value", "") for e in rev.embeds for f in e.get("fields", []))
+    ]
     assert progress_edits, "the card never showed progress"
     public = world.channel_messages()
     assert [m.id for m in public] == [card.id, clip.id]
@@ -63,7 +67,12 @@ async def test_bad_requests_are_refused_privately_without_provider_calls(world: 
 async def test_missing_channel_permissions_are_named(world: World) -> None:
     async with world.running_bot():
         interaction = await world.discord.dispatch_slash_command(
-            world.guild, world.general, world.alice, "video", {"prompt": "a cat"}, subcommand="generate",
+            world.guild,
+            world.general,
+            world.alice,
+            "video",
+            {"prompt": "a cat"},
+            subcommand="generate",
             app_permissions=discord.Permissions(view_channel=True, send_messages=True).value,
         )
         answer = await interaction.wait_original(lambda m: not m.loading)
@@ -73,7 +82,9 @@ async def test_missing_channel_permissions_are_named(world: World) -> None:
 
 async def test_mentions_in_prompts_ping_nobody(world: World) -> None:
     async with world.running_bot():
-        await world.generate(prompt=f"@everyone look <@{world.admin.id}> [click](https://evil.example) **bold**")
+        await world.generate(
+            prompt=f"@everyone look <@{world.admin.id}> [click](https://evil.example) **bold**"
+        )
         clip = await world.wait_for_clip()
         card = await world.wait_for_card(lambda text: "Done" in text)
     assert card.pinged.nobody
@@ -86,7 +97,9 @@ async def test_mentions_in_prompts_ping_nobody(world: World) -> None:
 async def test_image_is_cropped_to_the_exact_size(world: World) -> None:
     image = io.BytesIO()
     Image.new("RGB", (999, 333), (200, 30, 30)).save(image, "PNG")
-    attachment = world.discord.add_attachment("wide.png", image.getvalue(), "image/png", width=999, height=333)
+    attachment = world.discord.add_attachment(
+        "wide.png", image.getvalue(), "image/png", width=999, height=333
+    )
     async with world.running_bot():
         await world.generate(prompt="a red sky", image=attachment, size="720x1280")
         await world.wait_for_clip()

@@ -46,7 +46,9 @@ async def test_quota_set_requires_manage_server(world: World) -> None:
         assert refused.ephemeral and "Manage Server" in refused.content
         assert limits.guild_daily == 5_000_000
 
-        changed = await quota_command(world, world.admin, "set", guild_daily_usd="12.50", guild_monthly_usd="none")
+        changed = await quota_command(
+            world, world.admin, "set", guild_daily_usd="12.50", guild_monthly_usd="none"
+        )
         assert changed.ephemeral and "$5.00 → $12.50" in changed.content
         assert (await bot.quotas.limits_for(world.guild.id)).guild_daily == 12_500_000
 

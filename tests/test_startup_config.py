@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SETTING_NAMES = ("DISCORD_TOKEN", "OPENAI_API_KEY", "POLL_INTERVAL_SECONDS", "DEFAULT_SECONDS", "QUOTA_GUILD_DAILY_USD")
+SETTING_NAMES = (
+    "DISCORD_TOKEN",
+    "OPENAI_API_KEY",
+    "POLL_INTERVAL_SECONDS",
+    "DEFAULT_SECONDS",
+    "QUOTA_GUILD_DAILY_USD",
+)
 
 
 def run_bot(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -16,7 +22,12 @@ def run_bot(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Compl
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "OPENAI_", "QUOTA_"))}
     clean |= {"PYTHONPATH": str(ROOT), **env}
     return subprocess.run(
-        [sys.executable, "-m", "bot", *args], cwd=tmp_path, env=clean, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "bot", *args],
+        cwd=tmp_path,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -47,7 +58,13 @@ def test_malformed_settings_named_without_their_values(tmp_path: Path) -> None:
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 5, lines
-    for name in ("DISCORD_TOKEN", "POLL_INTERVAL_SECONDS", "DEFAULT_SECONDS", "QUOTA_GUILD_DAILY_USD", "VIDEO_PROVIDER"):
+    for name in (
+        "DISCORD_TOKEN",
+        "POLL_INTERVAL_SECONDS",
+        "DEFAULT_SECONDS",
+        "QUOTA_GUILD_DAILY_USD",
+        "VIDEO_PROVIDER",
+    ):
         assert sum(line.startswith(name + " ") for line in lines) == 1, (name, lines)
     assert "must be 4, 8 or 12" in result.stderr
     assert "at most two decimals" in result.stderr
@@ -60,12 +77,15 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
     result = run_bot(tmp_path, {})
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "DISCORD_TOKEN is invalid: is empty; paste the value after the = sign. Fix it in .env or the environment."
+        "DISCORD_TOKEN is invalid: is empty; paste the value after the = sign. "
+        "Fix it in .env or the environment."
     ]
     (tmp_path / ".env").write_text("DISCORD_TOKEN=t\nOPENAI_API_KEY=key\nDEFAULT_MODEL=sora-3\n")
     result = run_bot(tmp_path, {})
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == ["DEFAULT_MODEL 'sora-3' must be one of VIDEO_MODELS (sora-2,sora-2-pro)."]
+    assert result.stderr.strip().splitlines() == [
+        "DEFAULT_MODEL 'sora-3' must be one of VIDEO_MODELS (sora-2,sora-2-pro)."
+    ]
 
 
 def test_invite_prints_scopes_and_permissions(tmp_path: Path) -> None:

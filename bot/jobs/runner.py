@@ -14,7 +14,7 @@ import random
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.jobs.delivery import Delivery, DeliveryError
@@ -46,7 +46,7 @@ class RunnerTiming:
     card_edit_interval: float = 3.0  # at most one card edit per job this often (slower after an hour)
     poll_jitter: float = 0.2  # ± this fraction of poll_interval
     max_job_age: float = 6 * 3600.0  # give up (and refund) on a provider that never finishes
-    retry: RetryPolicy = RetryPolicy(cap=60.0)
+    retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(cap=60.0))
 
 
 class JobRunner:

@@ -1,0 +1,269 @@
+"""Remixing posted clips: Remix and Details buttons under every clip, a "Remix video" message
+context menu, and `/video remix`. Every way in ends in the shared intake (`take_request`).
+
+Button state lives in the custom_id (`remix:<job id>`, `details:<job id>`) and the database, so the
+buttons keep working for clips posted before a restart.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.cards import inert, message_link, preview
+from bot.jobs.models import Job, JobStatus
+from bot.money import format_usd
+from cogs.intake import VideoRequest, bot_of, take_request
+from cogs.video_group import add_to_video_group, remove_from_video_group
+
+MAX_PROMPT = 4000
+#: How many ancestors the Details answer lists.
+LINEAGE_DEPTH = 5
+#: A modal is answered within the interaction's life; after that its submit can't be acknowledged.
+MODAL_TIMEOUT = 15 * 60.0
+MENU_NAME = "Remix video"
+
+NOT_HERE = "I can't find that clip in this server."
+NOT_A_CLIP = "That message isn't a clip I made."
+NEVER_FINISHED = "That video never finished, so there is nothing to remix."
+EXPIRED = (
+    "That clip is too old to remix; its files have expired at the provider. "
+    "Generate a new one with /video generate."
+)
+
+MESSAGE_LINK = re.compile(
+    r"^<?https?://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/channels/(?P<guild_id>[0-9]+|@me)"
+    r"/(?P<channel_id>[0-9]+)/(?P<message_id>[0-9]+)/?>?$"
+)
+
+
+# ----------------------------------------------------------------------------- looking jobs up
+
+
+async def job_by_message(interaction: discord.Interaction, message_id: int) -> Job | None:
+    """The job whose clip or card is this message."""
+    bot = bot_of(interaction)
+    assert bot.db is not None
+    row = await bot.db.fetchone(
+        "SELECT id FROM jobs WHERE clip_message_id = ? OR card_message_id = ? ORDER BY id LIMIT 1",
+        (message_id, message_id),
+    )
+    return await bot.store.get(row["id"]) if row else None
+
+
+async def job_by_reference(interaction: discord.Interaction, reference: str) -> Job | None:
+    """Resolve `/video remix`'s `video` option: a message link or a provider video id."""
+    reference = reference.strip()
+    link = MESSAGE_LINK.match(reference)
+    if link is not None:
+        if link["guild_id"] != str(interaction.guild_id):
+            return None
+        return await job_by_message(interaction, int(link["message_id"]))
+    bot = bot_of(interaction)
+    assert bot.db is not None
+    row = await bot.db.fetchone("SELECT id FROM jobs WHERE provider_video_id = ?", (reference,))
+    return await bot.store.get(row["id"]) if row else None
+
+
+def refusal(interaction: discord.Interaction, source: Job | None) -> str | None:
+    """Why `source` can't be remixed here, or None when it can. Another server's job is "not found"."""
+    if source is None or source.guild_id != interaction.guild_id:
+        return NOT_HERE
+    if source.status is not JobStatus.POSTED or not source.provider_video_id:
+        return NEVER_FINISHED
+    if source.expires_at is not None and source.expires_at <= time.time():
+        return EXPIRED
+    return None
+
+
+async def say_privately(interaction: discord.Interaction, text: str) -> None:
+    await interaction.response.send_message(f"⚠️ {text}", ephemeral=True)
+
+
+def job_link(job: Job) -> str:
+    message_id = job.clip_message_id or job.card_message_id
+    return message_link(job.guild_id, job.channel_id, message_id) if message_id else f"job #{job.id}"
+
+
+# ----------------------------------------------------------------------------- remixing
+
+
+async def remix(interaction: discord.Interaction, source: Job | None, prompt: str) -> None:
+    """Check the source, then hand over to the shared intake at the source's model, size and length."""
+    problem = refusal(interaction, source)
+    if problem is not None or source is None:
+        await say_privately(interaction, problem or NOT_HERE)
+        return
+    await take_request(
+        interaction,
+        VideoRequest(prompt, source.model, source.size, source.seconds, remix_of=source),
+    )
+
+
+class RemixModal(discord.ui.Modal):
+    """Asks for the new prompt, pre-filled with the source's."""
+
+    def __init__(self, source: Job) -> None:
+        super().__init__(
+            title="Remix this video", timeout=MODAL_TIMEOUT, custom_id=f"remix-modal:{source.id}"
+        )
+        self.source_id = source.id
+        self.prompt: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
+            label="New prompt",
+            style=discord.TextStyle.paragraph,
+            custom_id="prompt",
+            default=source.prompt[:MAX_PROMPT],
+            min_length=1,
+            max_length=MAX_PROMPT,
+        )
+        self.add_item(self.prompt)
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        # Read the source again: it may have expired while the modal was open.
+        await remix(interaction, await bot_of(interaction).store.get(self.source_id), self.prompt.value)
+
+
+async def open_modal(interaction: discord.Interaction, source: Job | None) -> None:
+    """The modal must be the first response; a source that can't be remixed is refused instead."""
+    problem = refusal(interaction, source)
+    if problem is not None or source is None:
+        await say_privately(interaction, problem or NOT_HERE)
+        return
+    await interaction.response.send_modal(RemixModal(source))
+
+
+# ----------------------------------------------------------------------------- buttons
+
+
+class RemixButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"remix:(?P<job_id>[0-9]+)"):
+    """Opens the remix modal for the clip it sits under."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Remix", emoji="🔁", style=discord.ButtonStyle.primary, custom_id=f"remix:{job_id}"
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button[Any], match: re.Match[str], /
+    ) -> RemixButton:
+        return cls(int(match["job_id"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await open_modal(interaction, await bot_of(interaction).store.get(self.job_id))
+
+
+class DetailsButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"details:(?P<job_id>[0-9]+)"):
+    """Shows the clip's parameters, cost, requester, prompt and lineage privately."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Details", emoji="ℹ️", style=discord.ButtonStyle.secondary, custom_id=f"details:{job_id}"
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button[Any], match: re.Match[str], /
+    ) -> DetailsButton:
+        return cls(int(match["job_id"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        store = bot_of(interaction).store
+        job = await store.get(self.job_id)
+        if job is None or job.guild_id != interaction.guild_id:
+            await say_privately(interaction, NOT_HERE)
+            return
+        lineage: list[str] = []
+        parent_id = job.remixed_from
+        while parent_id is not None and len(lineage) < LINEAGE_DEPTH:
+            parent = await store.get(parent_id)
+            if parent is None:
+                break
+            lineage.append(job_link(parent))
+            parent_id = parent.remixed_from
+        await interaction.response.send_message(details_text(job, lineage), ephemeral=True)
+
+
+def details_text(job: Job, lineage: list[str]) -> str:
+    """The Details answer; `lineage` lists the sources' links, nearest first."""
+    lines = [
+        f"**Video #{job.id}**",
+        f"Model: {inert(job.model)}",
+        f"Size: {job.size} · Length: {job.seconds} s",
+        f"Cost: {format_usd(job.cost_micros, rounding='up')}",
+        f"Requested by: <@{job.member_id}>",
+    ]
+    if lineage:
+        lines.append("Remix of " + " ← ".join(lineage))
+    else:
+        lines.append("Original (not a remix)")
+    lines.append(f"Prompt: {inert(preview(job.prompt, 1500))}")
+    return "\n".join(lines)
+
+
+def clip_view(job: Job) -> discord.ui.View:
+    """The persistent buttons under a posted clip."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(RemixButton(job.id))
+    view.add_item(DetailsButton(job.id))
+    return view
+
+
+def no_view(job: Job) -> None:
+    return None
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+@app_commands.guild_only()
+async def remix_menu(interaction: discord.Interaction, message: discord.Message) -> None:
+    """Message context menu: remix the clip (or card) this message is."""
+    client_user = interaction.client.user
+    job = None
+    if client_user is not None and message.author.id == client_user.id:
+        job = await job_by_message(interaction, message.id)
+    if job is None:
+        await say_privately(interaction, NOT_A_CLIP)
+        return
+    await open_modal(interaction, job)
+
+
+@app_commands.command(name="remix", description="Remix a clip made here with a new prompt")
+@app_commands.describe(
+    video="The clip's message link, or its video id",
+    prompt="What should change?",
+)
+async def remix_command(
+    interaction: discord.Interaction, video: str, prompt: app_commands.Range[str, 1, MAX_PROMPT]
+) -> None:
+    await remix(interaction, await job_by_reference(interaction, video), prompt)
+
+
+def remix_context_menu() -> app_commands.ContextMenu:
+    return app_commands.ContextMenu(name=MENU_NAME, callback=remix_menu)
+
+
+async def setup(bot: commands.Bot) -> None:
+    bot.add_dynamic_items(RemixButton, DetailsButton)
+    bot.tree.add_command(remix_context_menu(), override=True)
+    add_to_video_group(bot.tree, remix_command)
+    bot.delivery.clip_view = clip_view  # type: ignore[attr-defined]
+
+
+async def teardown(bot: commands.Bot) -> None:
+    bot.remove_dynamic_items(RemixButton, DetailsButton)
+    bot.tree.remove_command(MENU_NAME, type=discord.AppCommandType.message)
+    remove_from_video_group(bot.tree, "remix")
+    bot.delivery.clip_view = no_view  # type: ignore[attr-defined]
