@@ -140,59 +140,54 @@ async def open_modal(interaction: discord.Interaction, source: Job | None) -> No
 # ----------------------------------------------------------------------------- buttons
 
 
-class RemixButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"remix:(?P<job_id>[0-9]+)"):
-    """Opens the remix modal for the clip it sits under."""
+BUTTON_STYLES = {
+    "remix": ("Remix", "🔁", discord.ButtonStyle.primary),
+    "details": ("Details", "ℹ️", discord.ButtonStyle.secondary),
+}
 
-    def __init__(self, job_id: int) -> None:
+
+class ClipButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"(?P<action>remix|details):(?P<job_id>[0-9]+)"
+):
+    """A button under a clip; its action and job live in the custom_id, so it survives restarts."""
+
+    def __init__(self, action: str, job_id: int) -> None:
+        label, emoji, style = BUTTON_STYLES[action]
         super().__init__(
-            discord.ui.Button(
-                label="Remix", emoji="🔁", style=discord.ButtonStyle.primary, custom_id=f"remix:{job_id}"
-            )
+            discord.ui.Button(label=label, emoji=emoji, style=style, custom_id=f"{action}:{job_id}")
         )
+        self.action = action
         self.job_id = job_id
 
     @classmethod
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Button[Any], match: re.Match[str], /
-    ) -> RemixButton:
-        return cls(int(match["job_id"]))
+    ) -> ClipButton:
+        return cls(match["action"], int(match["job_id"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await open_modal(interaction, await bot_of(interaction).store.get(self.job_id))
+        job = await bot_of(interaction).store.get(self.job_id)
+        if self.action == "remix":
+            await open_modal(interaction, job)
+        else:
+            await show_details(interaction, job)
 
 
-class DetailsButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"details:(?P<job_id>[0-9]+)"):
-    """Shows the clip's parameters, cost, requester, prompt and lineage privately."""
-
-    def __init__(self, job_id: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Details", emoji="ℹ️", style=discord.ButtonStyle.secondary, custom_id=f"details:{job_id}"
-            )
-        )
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button[Any], match: re.Match[str], /
-    ) -> DetailsButton:
-        return cls(int(match["job_id"]))
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        store = bot_of(interaction).store
-        job = await store.get(self.job_id)
-        if job is None or job.guild_id != interaction.guild_id:
-            await say_privately(interaction, NOT_HERE)
-            return
-        lineage: list[str] = []
-        parent_id = job.remixed_from
-        while parent_id is not None and len(lineage) < LINEAGE_DEPTH:
-            parent = await store.get(parent_id)
-            if parent is None:
-                break
-            lineage.append(job_link(parent))
-            parent_id = parent.remixed_from
-        await interaction.response.send_message(details_text(job, lineage), ephemeral=True)
+async def show_details(interaction: discord.Interaction, job: Job | None) -> None:
+    """The clip's parameters, cost, requester, prompt and lineage, privately."""
+    if job is None or job.guild_id != interaction.guild_id:
+        await say_privately(interaction, NOT_HERE)
+        return
+    store = bot_of(interaction).store
+    lineage: list[str] = []
+    parent_id = job.remixed_from
+    while parent_id is not None and len(lineage) < LINEAGE_DEPTH:
+        parent = await store.get(parent_id)
+        if parent is None:
+            break
+        lineage.append(job_link(parent))
+        parent_id = parent.remixed_from
+    await interaction.response.send_message(details_text(job, lineage), ephemeral=True)
 
 
 def details_text(job: Job, lineage: list[str]) -> str:
@@ -215,8 +210,8 @@ def details_text(job: Job, lineage: list[str]) -> str:
 def clip_view(job: Job) -> discord.ui.View:
     """The persistent buttons under a posted clip."""
     view = discord.ui.View(timeout=None)
-    view.add_item(RemixButton(job.id))
-    view.add_item(DetailsButton(job.id))
+    view.add_item(ClipButton("remix", job.id))
+    view.add_item(ClipButton("details", job.id))
     return view
 
 
@@ -256,14 +251,14 @@ def remix_context_menu() -> app_commands.ContextMenu:
 
 
 async def setup(bot: commands.Bot) -> None:
-    bot.add_dynamic_items(RemixButton, DetailsButton)
+    bot.add_dynamic_items(ClipButton)
     bot.tree.add_command(remix_context_menu(), override=True)
     add_to_video_group(bot.tree, remix_command)
     bot.delivery.clip_view = clip_view  # type: ignore[attr-defined]
 
 
 async def teardown(bot: commands.Bot) -> None:
-    bot.remove_dynamic_items(RemixButton, DetailsButton)
+    bot.remove_dynamic_items(ClipButton)
     bot.tree.remove_command(MENU_NAME, type=discord.AppCommandType.message)
     remove_from_video_group(bot.tree, "remix")
     bot.delivery.clip_view = no_view  # type: ignore[attr-defined]
