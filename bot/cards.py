@@ -36,6 +36,12 @@ def message_link(guild_id: int, channel_id: int, message_id: int) -> str:
     return f"https://discord.com/channels/{guild_id}/{channel_id}/{message_id}"
 
 
+def job_link(job: Job) -> str:
+    """Where a job shows: its clip, else its card, else just its number."""
+    message_id = job.clip_message_id or job.card_message_id
+    return message_link(job.guild_id, job.channel_id, message_id) if message_id else f"job #{job.id}"
+
+
 def status_line(job: Job) -> str:
     match job.status:
         case JobStatus.RECEIVED | JobStatus.RESERVED | JobStatus.SUBMITTING:

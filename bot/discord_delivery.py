@@ -15,7 +15,7 @@ from pathlib import Path
 import discord
 from discord.http import Route
 
-from bot.cards import clip_caption, message_link, render_card
+from bot.cards import clip_caption, job_link, render_card
 from bot.jobs.delivery import DeliveryError
 from bot.jobs.models import Job
 from bot.jobs.store import JobStore
@@ -60,14 +60,7 @@ class DiscordDelivery:
         if job.remixed_from is None:
             return None
         source = await self.store.get(job.remixed_from)
-        if source is None:
-            return None
-        message_id = source.clip_message_id or source.card_message_id
-        return (
-            message_link(source.guild_id, source.channel_id, message_id)
-            if message_id
-            else f"job #{source.id}"
-        )
+        return job_link(source) if source is not None else None
 
     def upload_limit(self, job: Job) -> int:
         """The bot posts in the channel, so the server's tier limit applies (a member's Nitro does not)."""

@@ -15,7 +15,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cards import inert, message_link, preview
+from bot.cards import inert, job_link, preview
 from bot.jobs.models import Job, JobStatus
 from bot.money import format_usd
 from cogs.intake import VideoRequest, bot_of, take_request
@@ -83,11 +83,6 @@ def refusal(interaction: discord.Interaction, source: Job | None) -> str | None:
 
 async def say_privately(interaction: discord.Interaction, text: str) -> None:
     await interaction.response.send_message(f"⚠️ {text}", ephemeral=True)
-
-
-def job_link(job: Job) -> str:
-    message_id = job.clip_message_id or job.card_message_id
-    return message_link(job.guild_id, job.channel_id, message_id) if message_id else f"job #{job.id}"
 
 
 # ----------------------------------------------------------------------------- remixing
