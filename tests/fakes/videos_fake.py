@@ -215,6 +215,7 @@ class FakeVideosAPI:
         self.bare_key = False  # expect "Authorization: KEY" instead of "Bearer KEY"
         self.unreachable = False  # drop every connection without an answer
         self.poll_after_ms: int | None = None  # send openai-poll-after-ms on status answers
+        self.large_clips = False  # noisy high-bitrate clips (~14 MiB for 4 s at 720p), over Discord's 10 MiB
         self.calls: list[Call] = []
         self.videos: dict[str, FakeVideo] = {}
         self._number = 0
@@ -721,12 +722,20 @@ class FakeVideosAPI:
 
     async def _media(self, video: FakeVideo, variant: str) -> Path:
         suffix = {"video": "mp4", "thumbnail": "webp", "spritesheet": "jpg"}[variant]
-        path = self.cache_dir / f"{video.size}-{video.seconds}s-{video.number}.{suffix}"
+        large = "-large" if self.large_clips and variant == "video" else ""
+        path = self.cache_dir / f"{video.size}-{video.seconds}s-{video.number}{large}.{suffix}"
         lock = self._media_locks.setdefault(path, asyncio.Lock())
         async with lock:
             if not path.exists():
                 await asyncio.to_thread(
-                    _write_media, path, variant, video.width, video.height, video.seconds, video.number
+                    _write_media,
+                    path,
+                    variant,
+                    video.width,
+                    video.height,
+                    video.seconds,
+                    video.number,
+                    bool(large),
                 )
         return path
 
@@ -734,9 +743,13 @@ class FakeVideosAPI:
 _MEDIA_TYPES = {"video": "video/mp4", "thumbnail": "image/webp", "spritesheet": "image/jpeg"}
 
 
-def _write_media(path: Path, variant: str, width: int, height: int, seconds: int, seed: int) -> None:
+def _write_media(
+    path: Path, variant: str, width: int, height: int, seconds: int, seed: int, large: bool = False
+) -> None:
     temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    if variant == "video":
+    if variant == "video" and large:
+        make_mp4(temp, width, height, seconds, seed=seed, noise=0.5, bit_rate=27_000_000)
+    elif variant == "video":
         make_mp4(temp, width, height, seconds, seed=seed)
     else:
         maker = make_thumbnail_webp if variant == "thumbnail" else make_spritesheet_jpeg

@@ -1,0 +1,30 @@
+"""A clip over the server's upload limit is fitted under it, sound kept, and no temporary file remains."""
+
+from __future__ import annotations
+
+import io
+
+import av
+
+from tests.harness import MIB, World
+
+
+async def test_a_14_mib_clip_is_compressed_under_10_mib(world: World) -> None:
+    world.videos.large_clips = True
+    async with world.running_bot() as bot:
+        await world.generate(prompt="a very detailed storm")
+        clip = await world.wait_for_clip(within=60)
+        card = await world.wait_for_card(lambda text: "Done" in text)
+        await bot.runner.wait_idle()
+        work = bot.settings.work_dir
+    (video_id,) = world.videos.videos
+    original = await world.videos.content_path(video_id)
+    assert original.stat().st_size > 10 * MIB
+    (posted,) = clip.files.values()
+    assert len(posted) <= 10 * MIB
+    with av.open(io.BytesIO(posted)) as container:
+        assert container.streams.video and container.streams.audio
+        duration = container.duration / av.time_base
+    assert abs(duration - 4.0) <= 0.2
+    assert "Compressed to fit" in clip.content and "Compressed to fit" in card.text()
+    assert [p for p in work.rglob("*") if p.is_file()] == []
