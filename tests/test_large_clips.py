@@ -28,3 +28,25 @@ async def test_a_14_mib_clip_is_compressed_under_10_mib(world: World) -> None:
     assert abs(duration - 4.0) <= 0.2
     assert "Compressed to fit" in clip.content and "Compressed to fit" in card.text()
     assert [p for p in work.rglob("*") if p.is_file()] == []
+
+
+async def test_a_corrupt_download_falls_back_to_the_thumbnail(world: World) -> None:
+    world.videos.corrupt_clips = True
+    async with world.running_bot() as bot:
+        await world.generate(prompt="a storm")
+        fallback = await world.discord.wait_for_message(
+            lambda m: m.channel_id == world.general.id and "was made, but" in m.content, timeout=30
+        )
+        card = await world.wait_for_card(lambda text: "not postable" in text)
+        await bot.runner.wait_idle()
+        work = bot.settings.work_dir
+    assert (
+        "damaged" in card.text().lower()
+        or "could not" in card.text().lower()
+        or "can't" in card.text().lower()
+    )
+    assert fallback.pinged.users == {world.alice.id}
+    assert [name for name in fallback.files] == [name for name in fallback.files if name.endswith(".webp")]
+    assert fallback.files, "the thumbnail is posted instead"
+    assert not any(a.filename.endswith(".mp4") for m in world.channel_messages() for a in m.attachments)
+    assert [p for p in work.rglob("*") if p.is_file()] == []

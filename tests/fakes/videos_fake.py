@@ -215,6 +215,7 @@ class FakeVideosAPI:
         self.bare_key = False  # expect "Authorization: KEY" instead of "Bearer KEY"
         self.unreachable = False  # drop every connection without an answer
         self.poll_after_ms: int | None = None  # send openai-poll-after-ms on status answers
+        self.corrupt_clips = False  # serve bytes that are not a video (a broken download)
         self.large_clips = False  # noisy high-bitrate clips (~14 MiB for 4 s at 720p), over Discord's 10 MiB
         self.calls: list[Call] = []
         self.videos: dict[str, FakeVideo] = {}
@@ -723,6 +724,10 @@ class FakeVideosAPI:
     async def _media(self, video: FakeVideo, variant: str) -> Path:
         suffix = {"video": "mp4", "thumbnail": "webp", "spritesheet": "jpg"}[variant]
         large = "-large" if self.large_clips and variant == "video" else ""
+        if self.corrupt_clips and variant == "video":
+            path = self.cache_dir / f"corrupt-{video.number}.mp4"
+            path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 64)
+            return path
         path = self.cache_dir / f"{video.size}-{video.seconds}s-{video.number}{large}.{suffix}"
         lock = self._media_locks.setdefault(path, asyncio.Lock())
         async with lock:
