@@ -27,6 +27,7 @@ import aiosqlite
 from bot.db import Database
 from bot.jobs.models import IN_FLIGHT
 from bot.money import format_usd
+from bot.reasons import PlainError
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +115,12 @@ class Period:
         return self.day_start, self.day_end, self.month_start, self.month_end
 
 
-class QuotaError(Exception):
-    """A request refused by a budget or the in-flight cap; `message` is meant for the member."""
+class QuotaError(PlainError):
+    """A request refused by a budget or the in-flight cap; `reason` is meant for the member."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    @property
+    def message(self) -> str:
+        return self.reason
 
 
 class QuotaExceeded(QuotaError):

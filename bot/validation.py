@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from bot.reasons import PlainError
+
 #: The API allows 32,000 characters; Discord's string option allows 6,000 — the stricter one wins.
 MAX_PROMPT_CHARS = 4000
 ALLOWED_SECONDS = (4, 8, 12)
@@ -14,12 +16,8 @@ SIZES_BY_FAMILY = {"sora-2-pro": (LANDSCAPE, PORTRAIT, WIDE, TALL), "sora-2": (L
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
-class RequestRefused(Exception):
-    """Something the member can fix; `message` tells them how."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class RequestRefused(PlainError):
+    """Something the member can fix; `reason` tells them how."""
 
 
 def normalise_prompt(text: str) -> str:

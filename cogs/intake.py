@@ -20,9 +20,9 @@ from bot.errors import report_unexpected
 from bot.invite import REQUIRED_PERMISSIONS
 from bot.jobs.models import Job
 from bot.jobs.store import NewJob
-from bot.media.images import MAX_IMAGE_BYTES, ImageRejected, prepare_reference_image
+from bot.media.images import MAX_IMAGE_BYTES, ImageRejected, image_too_large, prepare_reference_image
 from bot.pricing import NoPriceError
-from bot.quotas import QuotaError
+from bot.reasons import PlainError
 from bot.validation import RequestRefused, check_combination, normalise_prompt
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+DOWNLOAD_FAILED = "I couldn't download that image from Discord. Please attach it again."
 PERMISSION_NAMES = {
     "view_channel": "View Channel",
     "send_messages": "Send Messages",
@@ -86,8 +87,8 @@ async def take_request(interaction: discord.Interaction, request: VideoRequest) 
         job = await bot.store.reserve(
             job, cost, prompt=prompt, image_path=str(image) if image else None, image_mime=mime
         )
-    except (RequestRefused, ImageRejected, QuotaError) as refusal:
-        return await refuse(interaction, job, str(refusal), image)
+    except PlainError as refusal:
+        return await refuse(interaction, job, refusal.reason, image)
     except NoPriceError:
         log.error("No price for %s at %s: add it to PRICES_FILE", request.model, request.size)
         return await refuse(
@@ -142,9 +143,7 @@ def check_permissions(permissions: discord.Permissions) -> None:
 async def fetch_image(bot: SoraBot, job: Job, attachment: discord.Attachment) -> tuple[Path, str]:
     """Download the member's image (size-capped) and prepare it off the event loop."""
     if attachment.size > MAX_IMAGE_BYTES:
-        raise ImageRejected(
-            f"The image is larger than {MAX_IMAGE_BYTES // 1_000_000} MB. Please use a smaller one."
-        )
+        raise image_too_large()
     inputs = bot.settings.work_dir / "inputs"
     inputs.mkdir(parents=True, exist_ok=True)
     raw = inputs / f"job-{job.id}-{secrets.token_hex(4)}.upload"
@@ -162,19 +161,18 @@ async def fetch_image(bot: SoraBot, job: Job, attachment: discord.Attachment) ->
 
 
 async def download_capped(session: aiohttp.ClientSession | None, url: str, dest: Path, limit: int) -> None:
+    """Stream `url` to `dest`, refusing as soon as it passes `limit` bytes."""
     assert session is not None
     try:
         async with session.get(url, timeout=aiohttp.ClientTimeout(total=60)) as response:
             if response.status != 200:
-                raise ImageRejected("I couldn't download that image from Discord. Please attach it again.")
+                raise ImageRejected(DOWNLOAD_FAILED)
             written = 0
             with dest.open("wb") as out:
                 async for chunk in response.content.iter_chunked(64 * 1024):
                     written += len(chunk)
                     if written > limit:
-                        raise ImageRejected(
-                            f"The image is larger than {limit // 1_000_000} MB. Please use a smaller one."
-                        )
+                        raise image_too_large()
                     out.write(chunk)
     except (aiohttp.ClientError, TimeoutError):
-        raise ImageRejected("I couldn't download that image from Discord. Please attach it again.") from None
+        raise ImageRejected(DOWNLOAD_FAILED) from None

@@ -6,14 +6,11 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.jobs.models import Job
+from bot.reasons import PlainError
 
 
-class DeliveryError(Exception):
+class DeliveryError(PlainError):
     """The chat side refused a post for good (e.g. permission lost, file too large); `reason` is plain."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class Delivery(Protocol):

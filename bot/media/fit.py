@@ -26,6 +26,8 @@ from pathlib import Path
 import av
 from av.container import InputContainer, OutputContainer
 
+from bot.reasons import PlainError
+
 log = logging.getLogger(__name__)
 
 AUDIO_BIT_RATE = 96_000
@@ -40,12 +42,8 @@ VBV_BUFFER_SECONDS = 0.5  # video bits <= rate * (duration + this), whatever the
 DEFAULT_FPS = Fraction(24)
 
 
-class VideoFitError(Exception):
+class VideoFitError(PlainError):
     """The clip cannot be fitted; ``reason`` says why in plain words."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

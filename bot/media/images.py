@@ -26,6 +26,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, JpegImagePlugin
 
+from bot.reasons import PlainError
+
 log = logging.getLogger(__name__)
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
@@ -39,12 +41,8 @@ _EXIF_ORIENTATION = 0x0112
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError)
 
 
-class ImageRejected(Exception):
+class ImageRejected(PlainError):
     """The image cannot be used; ``reason`` is a sentence to show the member."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +91,18 @@ def _check_file(source: Path) -> str:
     if size == 0:
         raise ImageRejected("The image is empty.")
     if size > MAX_IMAGE_BYTES:
-        raise ImageRejected(f"The image is larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MB.")
+        raise image_too_large()
     with source.open("rb") as file:
         mime_type = sniff_image_type(file.read(16))
     if mime_type is None:
         raise ImageRejected("Only JPEG, PNG or WebP images can be used.")
     return mime_type
+
+
+def image_too_large() -> ImageRejected:
+    return ImageRejected(
+        f"The image is larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MB. Please use a smaller one."
+    )
 
 
 def _too_many_pixels() -> ImageRejected:
