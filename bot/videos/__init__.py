@@ -5,14 +5,13 @@ Build a client with :func:`create_video_client` (the dialect name comes from ``V
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 
 from .aimlapi import AimlapiVideoClient
-from .base import DOWNLOAD_TIMEOUT, JSON_TIMEOUT, AuthScheme, BaseVideoClient, Sleep
+from .base import BaseVideoClient
 from .errors import (
     AuthenticationError,
     BillingError,
@@ -55,33 +54,18 @@ DIALECTS: dict[str, type[BaseVideoClient]] = {
 
 
 def create_video_client(
-    dialect: str,
-    base_url: str,
-    api_key: str,
-    session: aiohttp.ClientSession,
-    *,
-    auth: AuthScheme = "bearer",
-    retry: RetryPolicy | None = None,
-    sleep: Sleep = asyncio.sleep,
-    timeout: aiohttp.ClientTimeout = JSON_TIMEOUT,
-    download_timeout: aiohttp.ClientTimeout = DOWNLOAD_TIMEOUT,
+    dialect: str, base_url: str, api_key: str, session: aiohttp.ClientSession, **options: Any
 ) -> VideoClient:
-    """A client for ``dialect`` (a key of :data:`DIALECTS`, case-insensitive); ValueError if unknown."""
+    """A client for ``dialect`` (a key of :data:`DIALECTS`, case-insensitive); ValueError if unknown.
+
+    ``options`` are the dialect class's keyword arguments (auth, retry, sleep, timeouts).
+    """
     try:
         cls = DIALECTS[dialect.strip().lower()]
     except KeyError:
         known = ", ".join(sorted(DIALECTS))
         raise ValueError(f"unknown video provider dialect {dialect!r}; expected one of: {known}") from None
-    return cls(
-        base_url,
-        api_key,
-        session,
-        auth=auth,
-        retry=retry,
-        sleep=sleep,
-        timeout=timeout,
-        download_timeout=download_timeout,
-    )
+    return cls(base_url, api_key, session, **options)
 
 
 __all__ = [
