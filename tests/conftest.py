@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.discord_fake import FakeDiscord
-from tests.fakes.videos_fake import FakeVideosAPI
+from tests.fakes.videos_fake import FakeVideosAPI, ManualClock
 from tests.harness import World, manage_guild_permissions
 
 
@@ -22,3 +22,16 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     async with fake_discord, FakeVideosAPI(job_seconds=0.4) as fake_videos:
         general, other = guild.text_channels
         yield World(fake_discord, fake_videos, tmp_path, guild, general, other, alice, admin)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A clock the fake provider's jobs advance by (tests call `advance`)."""
+    return ManualClock()
+
+
+@pytest.fixture
+async def fake(clock: ManualClock) -> AsyncIterator[FakeVideosAPI]:
+    """The fake Videos API alone, on a manual clock (tests of the client and of the fake itself)."""
+    async with FakeVideosAPI(clock=clock, job_seconds=1.0) as fake:
+        yield fake

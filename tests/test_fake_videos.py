@@ -16,17 +16,6 @@ from tests.fakes.videos_fake import FakeVideosAPI, ManualClock
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-async def fake(clock: ManualClock) -> AsyncIterator[FakeVideosAPI]:
-    async with FakeVideosAPI(clock=clock, job_seconds=1.0) as fake:
-        yield fake
-
-
-@pytest.fixture
 async def http(fake: FakeVideosAPI) -> AsyncIterator[aiohttp.ClientSession]:
     headers = {"Authorization": f"Bearer {fake.api_key}"}
     async with aiohttp.ClientSession(headers=headers) as session:
