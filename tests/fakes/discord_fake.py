@@ -50,6 +50,7 @@ from tests.fakes.discord_models import (
     utcnow,
     walk_components,
 )
+from tests.fakes.faults import FaultScript
 
 __all__ = [
     "Call",
@@ -110,21 +111,6 @@ _Handler = Callable[[web.Request, Call], Awaitable[_Reply]]
 
 
 @dataclass
-class _Fault:
-    """A scripted failure for the next `count` requests matching method and path."""
-
-    method: str
-    pattern: re.Pattern[str]
-    status: int
-    body: Any
-    headers: dict[str, str]
-    count: int
-
-    def matches(self, call: Call) -> bool:
-        return self.method in ("*", call.method) and self.pattern.search(call.path) is not None
-
-
-@dataclass
 class _Session:
     """The bot's gateway session: sequence, every dispatch sent (for RESUME replay), current socket."""
 
@@ -175,7 +161,7 @@ class FakeDiscord:
         self.server_errors: list[str] = []
         self.expired_tokens: set[str] = set()
         self.denied_channels: set[int] = set()
-        self._faults: list[_Fault] = []
+        self._faults = FaultScript(whole_path=False)
         self._nonces: dict[tuple[int, str], tuple[int, float]] = {}
         self._session: _Session | None = None
         self._sockets: set[web.WebSocketResponse] = set()
@@ -442,7 +428,7 @@ class FakeDiscord:
     ) -> None:
         """Answer the next `count` matching requests (`method` or "*") with `status` and `body`."""
         body = body if body is not None else {"message": f"{status}: injected failure", "code": 0}
-        self._faults.append(_Fault(method, re.compile(path_regex), status, body, headers or {}, count))
+        self._faults.add(method, path_regex, status, body, headers, count)
 
     def rate_limit_next(
         self,
@@ -854,11 +840,8 @@ class FakeDiscord:
         return _Reply(401, {"message": "401: Unauthorized", "code": 0})
 
     def _take_fault(self, call: Call) -> _Reply | None:
-        for fault in self._faults:
-            if fault.count > 0 and fault.matches(call):
-                fault.count -= 1
-                return _Reply(fault.status, fault.body, fault.headers)
-        return None
+        fault = self._faults.take(call.method, call.path)
+        return _Reply(fault.status, fault.body, fault.headers) if fault else None
 
     # ----------------------------------------------------------------- REST: login, gateway, commands
 

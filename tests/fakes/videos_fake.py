@@ -40,6 +40,7 @@ from typing import Any, Self
 from aiohttp import web
 from PIL import Image
 
+from tests.fakes.faults import FaultScript, ScriptedFault
 from tests.fakes.mp4 import make_mp4, make_spritesheet_jpeg, make_thumbnail_webp
 
 API_PREFIX = "/v1"
@@ -151,16 +152,6 @@ class Call:
 
 
 @dataclass
-class _Failure:
-    method: str
-    path: re.Pattern[str]
-    status: int
-    body: Any
-    headers: dict[str, str]
-    remaining: int
-
-
-@dataclass
 class FakeVideo:
     """A job's state; ``status`` and ``progress`` are brought up to date on every access."""
 
@@ -220,7 +211,7 @@ class FakeVideosAPI:
         self.calls: list[Call] = []
         self.videos: dict[str, FakeVideo] = {}
         self._number = 0
-        self._failures: list[_Failure] = []
+        self._failures = FaultScript(whole_path=True)
         self._moderate_jobs: list[dict[str, str]] = []
         self._refuse_submissions = 0
         self._hold: asyncio.Event | None = None
@@ -294,9 +285,7 @@ class FakeVideosAPI:
         a dict (sent as JSON), a string (sent as is: plain text, or HTML if it starts with ``<``)
         or None for OpenAI's usual error body for that status.
         """
-        self._failures.append(
-            _Failure(method.upper(), re.compile(path_regex), status, body, dict(headers or {}), count)
-        )
+        self._failures.add(method, path_regex, status, body, headers, count)
 
     def moderate_next_job(
         self, count: int = 1, *, code: str = "moderation_blocked", message: str = MODERATION_MESSAGE
@@ -474,14 +463,8 @@ class FakeVideosAPI:
             assert request.transport is not None
             request.transport.abort()
             return web.Response(status=503)  # never reaches the client: the connection is gone
-        failure = next(
-            (f for f in self._failures if f.method in ("*", call.method) and f.path.fullmatch(call.path)),
-            None,
-        )
+        failure = self._failures.take(call.method, call.path)
         if failure is not None:
-            failure.remaining -= 1
-            if failure.remaining <= 0:
-                self._failures.remove(failure)
             return _failure_response(failure)
         aiml = call.path.startswith("/v2/")
         if not call.path.startswith("/files/"):
@@ -851,7 +834,7 @@ _DEFAULT_FAILURES = {
 }
 
 
-def _failure_response(failure: _Failure) -> web.Response:
+def _failure_response(failure: ScriptedFault) -> web.Response:
     body = failure.body
     if body is None:
         message, kind, code = _DEFAULT_FAILURES.get(
