@@ -17,6 +17,15 @@ def clips(world: World) -> list:
     return [m for m in world.channel_messages() if any(a.filename.endswith(".mp4") for a in m.attachments)]
 
 
+async def stopped_mid_job(world: World, prompt: str) -> asyncio.Event:
+    """Generate, then stop the bot while the provider holds the job; returns the event releasing it."""
+    hold = world.videos.hold_jobs()
+    async with world.running_bot():
+        await world.generate(prompt=prompt)
+        await world.videos.wait_for_call(lambda c: c.method == "GET" and c.path.startswith("/videos/"))
+    return hold
+
+
 async def set_job(world: World, sql: str) -> None:
     """Change the stored job while no bot runs, as a crash at that moment would have left it."""
     async with world.running_bot() as bot:
@@ -25,17 +34,13 @@ async def set_job(world: World, sql: str) -> None:
 
 
 async def test_stopped_mid_job_resumes_and_posts_once(world: World) -> None:
-    hold = world.videos.hold_jobs()
-    async with world.running_bot() as bot:
-        await world.generate(prompt="a patient cat")
-        await world.videos.wait_for_call(lambda c: c.method == "GET" and c.path.startswith("/videos/"))
-        (job,) = await bot.store.unfinished()
+    hold = await stopped_mid_job(world, "a patient cat")
     assert clips(world) == []
     hold.set()
     async with world.running_bot() as bot:
         clip = await world.wait_for_clip()
         await bot.runner.wait_idle()
-        done = await bot.store.require(job.id)
+        (done,) = await bot.store.recent_for_member(world.guild.id, world.alice.id)
         status = await bot.quotas.status(world.guild.id, world.alice.id)
     assert world.videos.count("POST", "/videos") == 1
     assert [c.id for c in clips(world)] == [clip.id] and done.clip_message_id == clip.id
@@ -43,10 +48,7 @@ async def test_stopped_mid_job_resumes_and_posts_once(world: World) -> None:
 
 
 async def test_completed_but_not_posted_is_posted_after_restart(world: World) -> None:
-    hold = world.videos.hold_jobs()
-    async with world.running_bot():
-        await world.generate(prompt="a cat")
-        await world.videos.wait_for_call(lambda c: c.method == "GET" and c.path.startswith("/videos/"))
+    hold = await stopped_mid_job(world, "a cat")
     (video_id,) = world.videos.videos
     world.videos.complete(video_id)
     hold.set()
@@ -72,10 +74,7 @@ async def test_crash_after_posting_before_recording_posts_nothing_new(world: Wor
 
 
 async def test_lost_submission_is_adopted_not_resubmitted(world: World) -> None:
-    hold = world.videos.hold_jobs()
-    async with world.running_bot():
-        await world.generate(prompt="a cat we almost lost")
-        await world.videos.wait_for_call(lambda c: c.method == "GET" and c.path.startswith("/videos/"))
+    hold = await stopped_mid_job(world, "a cat we almost lost")
     await set_job(world, "UPDATE jobs SET status = 'submitting', provider_video_id = NULL")
     hold.set()
     async with world.running_bot():
@@ -86,10 +85,7 @@ async def test_lost_submission_is_adopted_not_resubmitted(world: World) -> None:
 
 
 async def test_lost_submission_unknown_to_the_provider_is_refunded(world: World) -> None:
-    hold = world.videos.hold_jobs()
-    async with world.running_bot():
-        await world.generate(prompt="a cat")
-        await world.videos.wait_for_call(lambda c: c.method == "GET" and c.path.startswith("/videos/"))
+    hold = await stopped_mid_job(world, "a cat")
     await set_job(world, "UPDATE jobs SET status = 'submitting', provider_video_id = NULL, prompt = 'other'")
     hold.set()
     async with world.running_bot() as bot:
