@@ -10,7 +10,10 @@ import sys
 import discord
 from pydantic import ValidationError
 
+from bot.app import SoraBot
+from bot.db import MigrationError
 from bot.invite import invite_url
+from bot.pricing import PriceFileError, PriceTable, load_prices
 from bot.settings import Settings, describe_errors
 
 log = logging.getLogger("bot")
@@ -34,23 +37,25 @@ def main(argv: list[str]) -> int:
         return 2
     settings = load_settings()
     if argv == ["invite"]:
-        print(invite_url(settings.discord_token.get_secret_value()))
+        try:
+            print(invite_url(settings.discord_token.get_secret_value()))
+        except ValueError as error:
+            print(f"{error}; copy it again from the Developer Portal (Bot -> Reset Token).", file=sys.stderr)
+            return 2
         return 0
-    from bot.pricing import PriceFileError, load_prices
-
     try:
         prices = load_prices(settings.prices_file)
     except PriceFileError as error:
-        print(f"PRICES_FILE is invalid: {error}", file=sys.stderr)
+        print(error, file=sys.stderr)
         return 2
     discord.utils.setup_logging(level=logging.getLevelName(settings.log_level), root=True)
+    for model in settings.video_models:
+        if not prices.has_model(model):
+            log.warning("VIDEO_MODELS offers %s but it has no price; requests for it will be refused", model)
     return asyncio.run(run(settings, prices))
 
 
-async def run(settings: Settings, prices) -> int:
-    from bot.app import SoraBot
-    from bot.db import MigrationError
-
+async def run(settings: Settings, prices: PriceTable) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

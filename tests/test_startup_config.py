@@ -97,3 +97,22 @@ def test_invite_prints_scopes_and_permissions(tmp_path: Path) -> None:
     assert "scope=bot+applications.commands" in url
     # View Channel 1024 + Send Messages 2048 + Embed Links 16384 + Attach Files 32768 + Read History 65536
     assert "permissions=117760" in url
+
+
+def test_invite_with_a_malformed_token_says_so(tmp_path: Path) -> None:
+    result = run_bot(tmp_path, {"DISCORD_TOKEN": "not-a-token", "OPENAI_API_KEY": "k"}, "invite")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "DISCORD_TOKEN does not look like a bot token; "
+        "copy it again from the Developer Portal (Bot -> Reset Token)."
+    ]
+
+
+def test_a_bad_price_file_stops_the_bot_naming_the_entry(tmp_path: Path) -> None:
+    (tmp_path / "prices.toml").write_text('sora-2 = "cheap"\n')
+    result = run_bot(
+        tmp_path, {"DISCORD_TOKEN": "t", "OPENAI_API_KEY": "k", "PRICES_FILE": str(tmp_path / "prices.toml")}
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("PRICES_FILE ") and "sora-2" in line and "Traceback" not in result.stderr

@@ -209,7 +209,7 @@ class JobRunner:
         """The provider may have the job but we never stored its id: adopt it, or fail and refund."""
         for attempt in range(self.timing.retry.attempts):
             try:
-                video = await find_lost_submission(self.client, job, await self._known_video_ids())
+                video = await find_lost_submission(self.client, job, await self.store.provider_video_ids())
                 break
             except VideoAPIError as error:
                 if not self.timing.retry.is_retryable(error):
@@ -227,12 +227,6 @@ class JobRunner:
         log.info("Job %s: adopted provider video %s found after an interruption", job.id, video.id)
         self._discard_input(job)
         return await self._accepted(job, video)
-
-    async def _known_video_ids(self) -> set[str]:
-        rows = await self.store.db.fetchall(
-            "SELECT provider_video_id FROM jobs WHERE provider_video_id IS NOT NULL"
-        )
-        return {row["provider_video_id"] for row in rows}
 
     def _discard_input(self, job: Job) -> None:
         if job.image_path:

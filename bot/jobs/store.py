@@ -113,6 +113,13 @@ class JobStore:
         )
         return [Job.from_row(row) for row in rows]
 
+    async def provider_video_ids(self) -> set[str]:
+        """Every provider video already tied to a job (so a lost submission never adopts one twice)."""
+        rows = await self.db.fetchall(
+            "SELECT provider_video_id FROM jobs WHERE provider_video_id IS NOT NULL"
+        )
+        return {row["provider_video_id"] for row in rows}
+
     async def recent_for_member(self, guild_id: int, member_id: int, limit: int = 10) -> list[Job]:
         rows = await self.db.fetchall(
             "SELECT * FROM jobs WHERE guild_id = ? AND member_id = ? ORDER BY id DESC LIMIT ?",
