@@ -100,18 +100,27 @@ class DiscordDelivery:
 
     async def post_clip(self, job: Job, clip: Path, *, compressed: bool) -> int:
         caption = clip_caption(job, compressed=compressed, source_link=await self._source_link(job))
-        return await self._post(job, caption, discord.File(clip, filename=f"soracord-{job.id}.mp4"), "clip")
+        file = discord.File(clip, filename=f"soracord-{job.id}.mp4")
+        return await self._post(job, caption, file, "clip", self.clip_view(job))
 
     async def post_fallback(self, job: Job, reason: str, thumbnail: Path | None) -> int:
-        text = f"<@{job.member_id}> your video was made, but {reason}"
+        text = f"<@{job.member_id}> your video was made, but it can't be posted here: {reason}"
+        view = None
         if job.result_url:
-            text += f"\nDownload it while the provider keeps it: <{job.result_url}>"
+            text += "\nUse **Download** while the provider keeps the file (`/video jobs` has the link too)."
+            view = discord.ui.View(timeout=None)
+            view.add_item(discord.ui.Button(label="Download", url=job.result_url))
         else:
-            text += "\nUse `/video jobs` to find it while the provider keeps it."
+            text += (
+                f"\nThe provider gave no public link; an admin can fetch video `{job.provider_video_id}` "
+                "from it while it keeps the file."
+            )
         file = discord.File(thumbnail, filename=f"soracord-{job.id}-thumbnail.webp") if thumbnail else None
-        return await self._post(job, text, file, "fall")
+        return await self._post(job, text, file, "fall", view)
 
-    async def _post(self, job: Job, content: str, file: discord.File | None, what: str) -> int:
+    async def _post(
+        self, job: Job, content: str, file: discord.File | None, what: str, view: discord.ui.View | None
+    ) -> int:
         reference = None
         if job.card_message_id is not None:
             reference = discord.MessageReference(
@@ -120,7 +129,6 @@ class DiscordDelivery:
                 guild_id=job.guild_id,
                 fail_if_not_exists=False,
             )
-        view = self.clip_view(job)
         try:
             message = await self._channel(job).send(
                 content,

@@ -31,8 +31,12 @@ def describe_job(job: Job) -> str:
     target = job.clip_message_id or job.card_message_id
     if target:
         line += f" · {message_link(job.guild_id, job.channel_id, target)}"
-    if job.status is JobStatus.POSTED and job.error and job.result_url:
-        line += f" · [download]({job.result_url})"
+    if job.status is JobStatus.POSTED and job.error:
+        line += (
+            f" · [download]({job.result_url})"
+            if job.result_url
+            else f" · provider id `{job.provider_video_id}`"
+        )
     if job.status is JobStatus.FAILED and job.error:
         line += f"\n  ↳ {job.error}"
     return line

@@ -50,3 +50,22 @@ async def test_a_corrupt_download_falls_back_to_the_thumbnail(world: World) -> N
     assert fallback.files, "the thumbnail is posted instead"
     assert not any(a.filename.endswith(".mp4") for m in world.channel_messages() for a in m.attachments)
     assert [p for p in work.rglob("*") if p.is_file()] == []
+
+
+async def test_an_unpostable_clip_with_a_provider_url_gets_a_download_button(world: World) -> None:
+    world.videos.corrupt_clips = True
+    world.videos.gateway = True
+    async with world.running_bot() as bot:
+        await world.generate(prompt="a storm")
+        fallback = await world.discord.wait_for_message(
+            lambda m: m.channel_id == world.general.id and "was made, but" in m.content, timeout=30
+        )
+        await bot.runner.wait_idle()
+        interaction = await world.discord.dispatch_slash_command(
+            world.guild, world.general, world.alice, "video", {}, subcommand="jobs"
+        )
+        listing = await interaction.wait_original()
+    buttons = [c for row in fallback.components for c in row.get("components", [])]
+    (download,) = [b for b in buttons if b.get("label") == "Download"]
+    assert download["url"].startswith(world.videos.cdn_origin + "/files/")
+    assert download["url"] in listing.content
