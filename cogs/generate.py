@@ -8,7 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.validation import allowed_sizes
+from bot.validation import MAX_PROMPT_CHARS, allowed_sizes
 from cogs.intake import VideoRequest, bot_of, take_request
 from cogs.video_group import add_to_video_group, remove_from_video_group
 
@@ -25,7 +25,7 @@ from cogs.video_group import add_to_video_group, remove_from_video_group
 )
 async def generate(
     interaction: discord.Interaction,
-    prompt: app_commands.Range[str, 1, 4000],
+    prompt: app_commands.Range[str, 1, MAX_PROMPT_CHARS],
     image: discord.Attachment | None = None,
     model: str | None = None,
     size: str | None = None,

@@ -18,10 +18,10 @@ from discord.ext import commands
 from bot.cards import inert, job_link, preview
 from bot.jobs.models import Job, JobStatus
 from bot.money import format_usd
+from bot.validation import MAX_PROMPT_CHARS
 from cogs.intake import VideoRequest, bot_of, take_request
 from cogs.video_group import add_to_video_group, remove_from_video_group
 
-MAX_PROMPT = 4000
 #: How many ancestors the Details answer lists.
 LINEAGE_DEPTH = 5
 #: A modal is answered within the interaction's life; after that its submit can't be acknowledged.
@@ -45,17 +45,6 @@ MESSAGE_LINK = re.compile(
 # ----------------------------------------------------------------------------- looking jobs up
 
 
-async def job_by_message(interaction: discord.Interaction, message_id: int) -> Job | None:
-    """The job whose clip or card is this message."""
-    bot = bot_of(interaction)
-    assert bot.db is not None
-    row = await bot.db.fetchone(
-        "SELECT id FROM jobs WHERE clip_message_id = ? OR card_message_id = ? ORDER BY id LIMIT 1",
-        (message_id, message_id),
-    )
-    return await bot.store.get(row["id"]) if row else None
-
-
 async def job_by_reference(interaction: discord.Interaction, reference: str) -> Job | None:
     """Resolve `/video remix`'s `video` option: a message link or a provider video id."""
     reference = reference.strip()
@@ -63,11 +52,17 @@ async def job_by_reference(interaction: discord.Interaction, reference: str) -> 
     if link is not None:
         if link["guild_id"] != str(interaction.guild_id):
             return None
-        return await job_by_message(interaction, int(link["message_id"]))
-    bot = bot_of(interaction)
-    assert bot.db is not None
-    row = await bot.db.fetchone("SELECT id FROM jobs WHERE provider_video_id = ?", (reference,))
-    return await bot.store.get(row["id"]) if row else None
+        return await bot_of(interaction).store.by_message(int(link["message_id"]))
+    return await bot_of(interaction).store.by_provider_video(reference)
+
+
+async def remixable(interaction: discord.Interaction, source: Job | None) -> Job | None:
+    """`source` when it can be remixed here; otherwise the member is told why, privately."""
+    problem = refusal(interaction, source)
+    if problem is not None:
+        await say_privately(interaction, problem)
+        return None
+    return source
 
 
 def refusal(interaction: discord.Interaction, source: Job | None) -> str | None:
@@ -90,9 +85,7 @@ async def say_privately(interaction: discord.Interaction, text: str) -> None:
 
 async def remix(interaction: discord.Interaction, source: Job | None, prompt: str) -> None:
     """Check the source, then hand over to the shared intake at the source's model, size and length."""
-    problem = refusal(interaction, source)
-    if problem is not None or source is None:
-        await say_privately(interaction, problem or NOT_HERE)
+    if (source := await remixable(interaction, source)) is None:
         return
     await take_request(
         interaction,
@@ -112,9 +105,9 @@ class RemixModal(discord.ui.Modal):
             label="New prompt",
             style=discord.TextStyle.paragraph,
             custom_id="prompt",
-            default=source.prompt[:MAX_PROMPT],
+            default=source.prompt[:MAX_PROMPT_CHARS],
             min_length=1,
-            max_length=MAX_PROMPT,
+            max_length=MAX_PROMPT_CHARS,
         )
         self.add_item(self.prompt)
 
@@ -125,11 +118,8 @@ class RemixModal(discord.ui.Modal):
 
 async def open_modal(interaction: discord.Interaction, source: Job | None) -> None:
     """The modal must be the first response; a source that can't be remixed is refused instead."""
-    problem = refusal(interaction, source)
-    if problem is not None or source is None:
-        await say_privately(interaction, problem or NOT_HERE)
-        return
-    await interaction.response.send_modal(RemixModal(source))
+    if (source := await remixable(interaction, source)) is not None:
+        await interaction.response.send_modal(RemixModal(source))
 
 
 # ----------------------------------------------------------------------------- buttons
@@ -223,7 +213,7 @@ async def remix_menu(interaction: discord.Interaction, message: discord.Message)
     client_user = interaction.client.user
     job = None
     if client_user is not None and message.author.id == client_user.id:
-        job = await job_by_message(interaction, message.id)
+        job = await bot_of(interaction).store.by_message(message.id)
     if job is None:
         await say_privately(interaction, NOT_A_CLIP)
         return
@@ -236,7 +226,7 @@ async def remix_menu(interaction: discord.Interaction, message: discord.Message)
     prompt="What should change?",
 )
 async def remix_command(
-    interaction: discord.Interaction, video: str, prompt: app_commands.Range[str, 1, MAX_PROMPT]
+    interaction: discord.Interaction, video: str, prompt: app_commands.Range[str, 1, MAX_PROMPT_CHARS]
 ) -> None:
     await remix(interaction, await job_by_reference(interaction, video), prompt)
 

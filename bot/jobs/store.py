@@ -113,6 +113,18 @@ class JobStore:
         )
         return [Job.from_row(row) for row in rows]
 
+    async def by_message(self, message_id: int) -> Job | None:
+        """The job whose clip or card is this message."""
+        row = await self.db.fetchone(
+            "SELECT * FROM jobs WHERE clip_message_id = ? OR card_message_id = ? ORDER BY id LIMIT 1",
+            (message_id, message_id),
+        )
+        return Job.from_row(row) if row else None
+
+    async def by_provider_video(self, video_id: str) -> Job | None:
+        row = await self.db.fetchone("SELECT * FROM jobs WHERE provider_video_id = ?", (video_id,))
+        return Job.from_row(row) if row else None
+
     async def provider_video_ids(self) -> set[str]:
         """Every provider video already tied to a job (so a lost submission never adopts one twice)."""
         rows = await self.db.fetchall(
