@@ -24,8 +24,8 @@ from cogs.video_group import add_to_video_group, remove_from_video_group
 
 #: How many ancestors the Details answer lists.
 LINEAGE_DEPTH = 5
-#: A modal is answered within the interaction's life; after that its submit can't be acknowledged.
-MODAL_TIMEOUT = 15 * 60.0
+FORM_PREFIX = "remix-modal:"
+PROMPT_INPUT = "prompt"
 MENU_NAME = "Remix video"
 
 NOT_HERE = "I can't find that clip in this server."
@@ -93,33 +93,57 @@ async def remix(interaction: discord.Interaction, source: Job | None, prompt: st
     )
 
 
-class RemixModal(discord.ui.Modal):
-    """Asks for the new prompt, pre-filled with the source's."""
+def remix_form(source: Job) -> discord.ui.Modal:
+    """The form asking for the new prompt, pre-filled with the source's.
 
-    def __init__(self, source: Job) -> None:
-        super().__init__(
-            title="Remix this video", timeout=MODAL_TIMEOUT, custom_id=f"remix-modal:{source.id}"
-        )
-        self.source_id = source.id
-        self.prompt: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
+    Its custom_id names the source, and submits are handled by `on_remix_submit` rather than by the
+    modal object (which is dropped at once), so a form opened before a restart still works after it.
+    """
+    form = discord.ui.Modal(title="Remix this video", custom_id=f"{FORM_PREFIX}{source.id}")
+    form.add_item(
+        discord.ui.TextInput(
             label="New prompt",
             style=discord.TextStyle.paragraph,
-            custom_id="prompt",
+            custom_id=PROMPT_INPUT,
             default=source.prompt[:MAX_PROMPT_CHARS],
             min_length=1,
             max_length=MAX_PROMPT_CHARS,
         )
-        self.add_item(self.prompt)
+    )
+    return form
 
-    async def on_submit(self, interaction: discord.Interaction) -> None:
-        # Read the source again: it may have expired while the modal was open.
-        await remix(interaction, await bot_of(interaction).store.get(self.source_id), self.prompt.value)
+
+def submitted_text(components: list[dict[str, Any]], custom_id: str) -> str | None:
+    """A text input's value in a modal submit, in action-row (type 1) or label (type 18) layout."""
+    for component in components:
+        children = component.get("components") or (
+            [component["component"]] if "component" in component else []
+        )
+        for child in children:
+            if child.get("custom_id") == custom_id:
+                return child.get("value")
+    return None
+
+
+async def on_remix_submit(interaction: discord.Interaction) -> None:
+    """Every remix form submit, whenever the form was opened."""
+    data = interaction.data or {}
+    custom_id = str(data.get("custom_id", ""))
+    if interaction.type is not discord.InteractionType.modal_submit or not custom_id.startswith(FORM_PREFIX):
+        return
+    prompt = submitted_text(data.get("components", []), PROMPT_INPUT)  # type: ignore[arg-type]
+    source_id = custom_id.removeprefix(FORM_PREFIX)
+    # Read the source again: it may have expired while the form was open.
+    source = await bot_of(interaction).store.get(int(source_id)) if source_id.isdigit() else None
+    await remix(interaction, source, prompt or "")
 
 
 async def open_modal(interaction: discord.Interaction, source: Job | None) -> None:
     """The modal must be the first response; a source that can't be remixed is refused instead."""
     if (source := await remixable(interaction, source)) is not None:
-        await interaction.response.send_modal(RemixModal(source))
+        form = remix_form(source)
+        await interaction.response.send_modal(form)
+        form.stop()  # the submit goes to on_remix_submit, which needs nothing from this object
 
 
 # ----------------------------------------------------------------------------- buttons
@@ -240,6 +264,7 @@ async def setup(bot: commands.Bot) -> None:
     bot.tree.add_command(remix_context_menu(), override=True)
     add_to_video_group(bot.tree, remix_command)
     bot.delivery.clip_view = clip_view  # type: ignore[attr-defined]
+    bot.add_listener(on_remix_submit, "on_interaction")
 
 
 async def teardown(bot: commands.Bot) -> None:
@@ -247,3 +272,4 @@ async def teardown(bot: commands.Bot) -> None:
     bot.tree.remove_command(MENU_NAME, type=discord.AppCommandType.message)
     remove_from_video_group(bot.tree, "remix")
     bot.delivery.clip_view = no_view  # type: ignore[attr-defined]
+    bot.remove_listener(on_remix_submit, "on_interaction")

@@ -122,6 +122,26 @@ async def test_remix_button_works_after_a_restart(world: World) -> None:
         await assert_remix_posted(world, first, source, "the same cat, in the rain")
 
 
+async def test_a_remix_form_opened_before_a_restart_is_accepted_after_it(world: World) -> None:
+    async with world.running_bot():
+        first = await make_clip(world)
+        click = await world.discord.click_component(first, "remix:1", world.alice)
+        await click.wait_response()
+    source = only_provider_id(world)
+    assert click.modal is not None
+    async with world.running_bot():
+        submit = await world.discord.submit_modal(
+            click.modal["custom_id"],
+            {"prompt": "after the restart"},
+            world.alice,
+            world.general,
+            message=first,
+        )
+        answer = await settled(submit)
+        assert answer.ephemeral and "on its way" in answer.content
+        await assert_remix_posted(world, first, source, "after the restart")
+
+
 async def test_details_button_shows_parameters_and_lineage(world: World) -> None:
     async with world.running_bot():
         first = await make_clip(world, prompt="a **bold** cat @everyone")
