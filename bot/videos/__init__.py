@@ -10,6 +10,8 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from bot.catalogue import ModelSpec
+
 from .aimlapi import AimlapiVideoClient
 from .base import BaseVideoClient
 from .errors import (
@@ -30,19 +32,45 @@ from .retry import RetryPolicy
 
 
 class VideoClient(Protocol):
-    """What the job runner needs from a provider, whatever dialect it speaks."""
+    """What the job runner needs from a provider, whatever family it is.
+
+    ``locator`` is an opaque string a client may put on a Video (e.g. the status/result/cancel URLs a
+    queue answered with); the runner stores it with the job and hands it back to every later call.
+    """
+
+    #: True when ``cancel`` can stop a job at the provider.
+    can_cancel: bool
+    #: True when ``list_recent`` works (a lost submission can be looked up).
+    can_list: bool
 
     async def create(
-        self, *, prompt: str, model: str, size: str, seconds: int, image: ReferenceImage | None = None
+        self,
+        *,
+        prompt: str,
+        model: ModelSpec,
+        size: str,
+        seconds: int,
+        image: ReferenceImage | None = None,
+        audio: bool | None = None,
     ) -> Video: ...
 
-    async def retrieve(self, video_id: str) -> Video: ...
+    async def retrieve(self, video_id: str, locator: str | None = None) -> Video: ...
 
     async def list_recent(self, *, limit: int = 100, after: str | None = None) -> VideoPage: ...
 
-    async def remix(self, video_id: str, *, prompt: str) -> Video: ...
+    async def remix(
+        self, video_id: str, *, prompt: str, model: ModelSpec, locator: str | None = None
+    ) -> Video: ...
 
-    async def download(self, video: Video, dest: Path, *, variant: str = "video") -> int: ...
+    async def download(
+        self, video: Video, dest: Path, *, variant: str = "video", max_bytes: int | None = None
+    ) -> int: ...
+
+    async def cancel(self, video_id: str, locator: str | None = None) -> bool: ...
+
+    async def list_models(self) -> list[ModelSpec] | None:
+        """The models the provider says it serves, or None when it publishes no list."""
+        ...
 
     async def delete(self, video_id: str) -> None: ...
 

@@ -22,10 +22,11 @@ class VideoStatus(StrEnum):
     IN_PROGRESS = "in_progress"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
     @property
     def is_terminal(self) -> bool:
-        return self in (VideoStatus.COMPLETED, VideoStatus.FAILED)
+        return self in (VideoStatus.COMPLETED, VideoStatus.FAILED, VideoStatus.CANCELLED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,12 @@ class Video:
     remixed_from_video_id: str | None = None
     poll_after: float | None = None
     """Seconds the provider asks us to wait before the next poll (``openai-poll-after-ms``)."""
+    queue_position: int | None = None
+    """Place in the provider's own queue, when it says (fal's ``queue_position``; 0 = next)."""
+    cost_micros: int | None = None
+    """What the provider says the finished job cost (OpenRouter ``usage.cost``), in micro-dollars."""
+    locator: str | None = None
+    """Opaque client data needed to find this job again (see ``VideoClient``); stored with the job."""
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
