@@ -4,6 +4,9 @@ Build state first (`add_guild`, `add_member`, …), start the server (`async wit
 point discord.py at it (`with fake.patch_discord():`), run a bot (`async with fake.run_bot(bot):`),
 then drive it with `dispatch_slash_command`, `click_component`, `submit_modal`, … and assert on
 `fake.calls` and `fake.messages`. Waiting helpers wake on every change; nothing sleeps.
+
+Shards: several clients (or processes) may connect, one gateway session per `[shard_id, shard_count]`;
+each gets only its guilds and the events (interactions included) of those guilds.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import re
 import secrets
 import time
 import traceback
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -26,7 +30,6 @@ from urllib.parse import quote
 import discord
 import yarl
 from aiohttp import BodyPartReader, WSMsgType, web
-from discord.ext import commands
 
 from tests.fakes.discord_models import (
     DEFAULT_BOT_PERMISSIONS,
@@ -34,6 +37,7 @@ from tests.fakes.discord_models import (
     EDITABLE_FLAGS,
     EPHEMERAL,
     LOADING,
+    REPLY,
     Call,
     FakeAttachment,
     FakeChannel,
@@ -47,6 +51,7 @@ from tests.fakes.discord_models import (
     Pinged,
     Snowflakes,
     compute_pings,
+    shard_of,
     utcnow,
     walk_components,
 )
@@ -68,9 +73,12 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+ClientT = TypeVar("ClientT", bound=discord.Client)
 API_PREFIX = "/api/v10"
 MIB = 1024 * 1024
 _FILE_FIELD = re.compile(r"files\[(\d+)\]")
+#: Discord's global limit counts requests per second (topics/rate-limits.mdx, "Global Rate Limit").
+_GLOBAL_WINDOW = 1.0
 # Interaction types and callback types from Discord's docs.
 _APPLICATION_COMMAND, _COMPONENT, _MODAL_SUBMIT = 2, 3, 5
 _MESSAGE, _DEFERRED_MESSAGE, _DEFERRED_UPDATE, _UPDATE_MESSAGE, _MODAL = 4, 5, 6, 7, 9
@@ -110,12 +118,26 @@ class _Reply:
 _Handler = Callable[[web.Request, Call], Awaitable[_Reply]]
 
 
+def _rate_limited(retry_after: float, *, is_global: bool) -> _Reply:
+    """A 429 as Discord sends it (topics/rate-limits.mdx); `Via` tells discord.py it is not Cloudflare."""
+    headers = {
+        "Via": "1.1 google",
+        "Retry-After": str(math.ceil(retry_after)),
+        "X-RateLimit-Scope": "global" if is_global else "user",
+    }
+    if is_global:
+        headers["X-RateLimit-Global"] = "true"
+    body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": is_global}
+    return _Reply(429, body, headers)
+
+
 @dataclass
 class _Session:
-    """The bot's gateway session: sequence, every dispatch sent (for RESUME replay), current socket."""
+    """A gateway session: its shard, sequence, every dispatch sent (for RESUME replay), current socket."""
 
     id: str
     socket: web.WebSocketResponse | None
+    shard: tuple[int, int] = (0, 1)
     seq: int = 0
     sent: list[dict[str, Any]] = field(default_factory=list)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -132,15 +154,27 @@ class FakeDiscord:
         allow_resume: bool = True,
         interaction_deadline: float = 3.0,
         nonce_window: float = 300.0,
+        shards: int = 1,
+        global_limit: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.snowflakes = Snowflakes()
+        #: Times calls, edits, interactions and nonces; tests may inject a ManualClock.
+        self.clock = clock
         self.token = token
         self.heartbeat_interval_ms = heartbeat_interval_ms
         #: When False, RESUME gets INVALID_SESSION (op 9) and the client must IDENTIFY again.
         self.allow_resume = allow_resume
         #: Seconds after its creation an interaction can still be answered (Discord: 3).
         self.interaction_deadline = interaction_deadline
+        #: Seconds a nonce sent with `enforce_nonce` dedupes posts by the same author ("a few minutes").
         self.nonce_window = nonce_window
+        #: Shard count that `GET /gateway/bot` recommends.
+        self.shards = shards
+        #: IDENTIFYs left today, as `GET /gateway/bot` reports them; each IDENTIFY uses one.
+        self.session_start_limit = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
+        #: When set, more than this many bot-token requests within a second get a global 429.
+        self.global_limit = global_limit
         self.bot_user = FakeUser(self.snowflakes.next(), "Soracord", bot=True)
         self.owner = FakeUser(self.snowflakes.next(), "app-owner")
         self.application_id = self.bot_user.id
@@ -148,6 +182,8 @@ class FakeDiscord:
         self.guilds: dict[int, FakeGuild] = {}
         #: Every live message by id, in creation order (channel posts, responses, followups).
         self.messages: dict[int, FakeMessage] = {}
+        #: Messages deleted by the bot or with their channel, by id.
+        self.deleted_messages: dict[int, FakeMessage] = {}
         self.attachments: dict[int, FakeAttachment] = {}
         self.global_commands: list[dict[str, Any]] = []
         self.guild_commands: dict[int, list[dict[str, Any]]] = {}
@@ -162,8 +198,11 @@ class FakeDiscord:
         self.expired_tokens: set[str] = set()
         self.denied_channels: set[int] = set()
         self._faults = FaultScript(whole_path=False)
+        #: (author id, nonce) -> (message id, time it was first sent).
         self._nonces: dict[tuple[int, str], tuple[int, float]] = {}
-        self._session: _Session | None = None
+        self._global_window: deque[float] = deque()
+        #: Gateway sessions by id, in the order they identified.
+        self._sessions: dict[str, _Session] = {}
         self._sockets: set[web.WebSocketResponse] = set()
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -190,7 +229,7 @@ class FakeDiscord:
             ("GET", "/users/@me", self._get_me),
             ("GET", "/oauth2/applications/@me", self._get_application),
             ("GET", "/gateway", self._get_gateway),
-            ("GET", "/gateway/bot", self._get_gateway),
+            ("GET", "/gateway/bot", self._get_gateway_bot),
             ("GET", "/applications/{app_id}/commands", self._get_commands),
             ("PUT", "/applications/{app_id}/commands", self._put_commands),
             ("GET", "/applications/{app_id}/guilds/{guild_id}/commands", self._get_commands),
@@ -200,6 +239,7 @@ class FakeDiscord:
             ("GET", "/webhooks/{app_id}/{token}/messages/{message_id}", self._get_webhook_message),
             ("PATCH", "/webhooks/{app_id}/{token}/messages/{message_id}", self._edit_webhook_message),
             ("DELETE", "/webhooks/{app_id}/{token}/messages/{message_id}", self._delete_webhook_message),
+            ("GET", "/channels/{channel_id}/messages", self._get_channel_messages),
             ("POST", "/channels/{channel_id}/messages", self._post_channel_message),
             ("GET", "/channels/{channel_id}/messages/{message_id}", self._get_channel_message),
             ("PATCH", "/channels/{channel_id}/messages/{message_id}", self._edit_channel_message),
@@ -246,11 +286,12 @@ class FakeDiscord:
     @contextlib.asynccontextmanager
     async def run_bot(
         self,
-        bot: commands.Bot,
+        bot: ClientT,
         *,
         timeout: float = 5.0,  # noqa: ASYNC109 (tests expect timeout=)
-    ) -> AsyncIterator[commands.Bot]:
-        """Log `bot` in with the fake's token, connect, wait for `on_ready`; close it on exit."""
+    ) -> AsyncIterator[ClientT]:
+        """Log `bot` (any client, sharded or not) in with the fake's token, connect, wait for `on_ready`;
+        close it on exit."""
         await bot.login(self.token)
         runner = asyncio.create_task(bot.connect())
         ready = asyncio.create_task(bot.wait_until_ready())
@@ -280,12 +321,14 @@ class FakeDiscord:
         bot_permissions: int = DEFAULT_BOT_PERMISSIONS,
         everyone_permissions: int = DEFAULT_EVERYONE_PERMISSIONS,
         locale: str = "en-US",
+        shard: tuple[int, int] | None = None,
     ) -> FakeGuild:
         """Add a guild with @everyone, the bot's managed role, the bot's member and text channels.
 
-        Build state before the bot connects: GUILD_CREATE is sent on IDENTIFY.
+        `shard=(shard_id, shard_count)` picks an id that shard owns. Build state before the bot
+        connects: GUILD_CREATE is sent on IDENTIFY.
         """
-        guild = FakeGuild(self.snowflakes.next(), name, self.owner.id, premium_tier, locale)
+        guild = FakeGuild(self.snowflakes.next(shard=shard), name, self.owner.id, premium_tier, locale)
         guild.roles[guild.id] = FakeRole(guild.id, "@everyone", everyone_permissions)
         bot_role = FakeRole(self.snowflakes.next(), self.bot_user.username, bot_permissions, 1, managed=True)
         guild.roles[bot_role.id] = bot_role
@@ -300,6 +343,50 @@ class FakeDiscord:
         channel = FakeChannel(self.snowflakes.next(), guild.id, name, len(guild.channels))
         guild.channels[channel.id] = channel
         return channel
+
+    async def delete_channel(self, channel: FakeChannel) -> None:
+        """Delete a channel with its messages: every route on it answers 404 code 10003 (Unknown Channel).
+
+        A connected bot gets CHANNEL_DELETE, as on Discord.
+        """
+        guild = self.guilds[channel.guild_id]
+        del guild.channels[channel.id]
+        for message in self.messages_in(channel):
+            self._forget_message(message)
+        if self._session_for(guild.id) is not None:
+            await self.dispatch("CHANNEL_DELETE", channel.payload())
+        await self._notify()
+
+    def add_message(
+        self,
+        channel: FakeChannel,
+        author: FakeMember | None = None,
+        content: str = "",
+        *,
+        files: dict[str, bytes] | None = None,
+        reply_to: FakeMessage | None = None,
+        nonce: str | None = None,
+    ) -> FakeMessage:
+        """Put a message in a channel as if posted earlier, by `author` or (by default) the bot.
+
+        No gateway event is sent. A `nonce` is remembered as if sent with `enforce_nonce` just now, so
+        a bot that posts with it (a fresh database, same channel) gets this message back.
+        """
+        payload: dict[str, Any] = {"content": content}
+        if reply_to is not None:
+            payload["message_reference"] = {"message_id": reply_to.id}
+        numbered = enumerate((files or {}).items())
+        parts = [Part(f"files[{n}]", name, None, data) for n, (name, data) in numbered]
+        message = self._create_message(
+            channel,
+            payload,
+            parts,
+            kind=REPLY if reply_to is not None else 0,
+            author=author.user if author is not None else self.bot_user,
+        )
+        if nonce is not None:
+            self._remember_nonce(message, nonce, self.clock())
+        return message
 
     def add_role(
         self, guild: FakeGuild, name: str, permissions: int = 0, *, mentionable: bool = False
@@ -365,6 +452,29 @@ class FakeDiscord:
         """Recorded calls with this method whose path matches `path_regex` (re.search)."""
         pattern = re.compile(path_regex)
         return [call for call in self.calls if call.method == method and pattern.search(call.path)]
+
+    def edits_of(self, message_id: int) -> list[float]:
+        """When each edit of a message (live or deleted) happened, on the fake's clock, in order."""
+        message = self.messages.get(message_id) or self.deleted_messages[message_id]
+        return [revision.time for revision in message.history[1:]]
+
+    def requests_per_second_peak(self, *, exclude_interaction_callbacks: bool = True) -> int:
+        """The most bot-token REST calls (answered or refused) that fell within any one second.
+
+        Interaction endpoints (the callback and the token's webhooks) are left out unless
+        `exclude_interaction_callbacks` is False, as Discord's global limit leaves them out.
+        """
+        times = sorted(
+            call.time
+            for call in self.calls
+            if self._bot_call(call) or (call.interaction_endpoint and not exclude_interaction_callbacks)
+        )
+        peak, first = 0, 0
+        for last, moment in enumerate(times):
+            while moment - times[first] >= _GLOBAL_WINDOW:
+                first += 1
+            peak = max(peak, last - first + 1)
+        return peak
 
     async def wait_for(
         self,
@@ -441,20 +551,19 @@ class FakeDiscord:
     ) -> None:
         """Answer the next matching requests with a real-looking 429 (Via and X-RateLimit-* headers)."""
         bucket = hashlib.sha1(f"{method} {path_regex}".encode()).hexdigest()[:16]
-        headers = {
-            "Via": "1.1 google",
-            "Retry-After": str(math.ceil(retry_after)),
+        reply = _rate_limited(retry_after, is_global=is_global)
+        reply.headers |= {
             "X-RateLimit-Limit": "5",
             "X-RateLimit-Remaining": "0",
             "X-RateLimit-Reset": f"{time.time() + retry_after:.3f}",
             "X-RateLimit-Reset-After": f"{retry_after:.3f}",
             "X-RateLimit-Bucket": bucket,
-            "X-RateLimit-Scope": "global" if is_global else "user",
         }
-        if is_global:
-            headers["X-RateLimit-Global"] = "true"
-        body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": is_global}
-        self.fail_next(method, path_regex, 429, body, count, headers)
+        self.fail_next(method, path_regex, 429, reply.data, count, reply.headers)
+
+    def forget_nonces(self) -> None:
+        """Forget every nonce, as Discord does a few minutes after a post: the next post is new."""
+        self._nonces.clear()
 
     def expire_token(self, interaction: FakeInteraction | str) -> None:
         """Make an interaction token answer 401 code 50027 on webhook routes and the callback."""
@@ -467,15 +576,32 @@ class FakeDiscord:
     # ----------------------------------------------------------------- gateway
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        """Send a dispatch (op 0) to the bot's session; buffered for RESUME while disconnected."""
-        if self._session is None:
-            raise RuntimeError("no gateway session: connect the bot first")
-        await self._send_dispatch(self._session, event, data)
+        """Send a dispatch (op 0) to the session of the shard that owns `data["guild_id"]` (shard 0 for
+        events without one, gateway.mdx "Sharding"); buffered for RESUME while it is disconnected."""
+        guild_id = int(data.get("guild_id") or 0)
+        session = self._session_for(guild_id)
+        if session is None:
+            raise RuntimeError(f"no gateway session for the shard of guild {guild_id}: connect the bot first")
+        await self._send_dispatch(session, event, data)
 
-    async def drop_connection(self, code: int = 4000) -> None:
-        """Close the gateway socket with `code`; the session stays resumable (unless `allow_resume`)."""
-        for socket in list(self._sockets):
+    async def drop_connection(self, code: int = 4000, *, shard_id: int | None = None) -> None:
+        """Close gateway sockets (all, or those of `shard_id`) with `code`; sessions stay resumable
+        (unless `allow_resume` is False)."""
+        sockets = list(self._sockets) if shard_id is None else []
+        for session in self._sessions.values():
+            if shard_id in (None, session.shard[0]) and session.socket is not None:
+                sockets.append(session.socket)
+                session.socket = None  # detached first: the client's echo of `code` must not end it
+        for socket in set(sockets):
             await socket.close(code=code, message=b"dropped by the fake")
+
+    def _session_for(self, guild_id: int) -> _Session | None:
+        """The newest session whose shard owns `guild_id` (0 for events without a guild)."""
+        for session in reversed(self._sessions.values()):
+            shard_id, count = session.shard
+            if shard_of(guild_id, count) == shard_id:
+                return session
+        return None
 
     async def _send_dispatch(self, session: _Session, event: str, data: dict[str, Any]) -> None:
         async with session.lock:
@@ -503,8 +629,11 @@ class FakeDiscord:
                 await self._notify()
         finally:
             self._sockets.discard(socket)
-            if self._session is not None and self._session.socket is socket:
-                self._session.socket = None
+            for session in list(self._sessions.values()):
+                if session.socket is socket:
+                    session.socket = None
+                    if socket.close_code in (1000, 1001):  # the client's close ends it (gateway.mdx)
+                        del self._sessions[session.id]
             await self._notify()
         return socket
 
@@ -515,17 +644,27 @@ class FakeDiscord:
         elif op in (2, 6) and data.get("token") != self.token:
             await socket.close(code=4004, message=b"Authentication failed.")
         elif op == 2:
-            await self._identify(socket)
+            await self._identify(socket, data.get("shard"))
         elif op == 6:
             await self._resume(socket, data)
 
-    async def _identify(self, socket: web.WebSocketResponse) -> None:
-        session = _Session(secrets.token_hex(16), socket)
-        self._session = session
+    async def _identify(self, socket: web.WebSocketResponse, shard: list[int] | None) -> None:
+        """A new session for `shard` (`[0, 1]` when absent) with that shard's guilds; it replaces an
+        earlier session on the same shard. A shard id outside the count closes with 4010."""
+        shard_id, count = shard or (0, 1)
+        if not 0 <= shard_id < count:
+            await socket.close(code=4010, message=b"Invalid shard.")
+            return
+        for earlier in [s for s in self._sessions.values() if s.shard == (shard_id, count)]:
+            del self._sessions[earlier.id]
+        session = _Session(secrets.token_hex(16), socket, (shard_id, count))
+        self._sessions[session.id] = session
+        self.session_start_limit["remaining"] = max(0, self.session_start_limit["remaining"] - 1)
+        guilds = [guild for guild in self.guilds.values() if shard_of(guild.id, count) == shard_id]
         ready = {
             "v": 10,
             "user": self.bot_user.payload() | {"verified": True, "mfa_enabled": False, "flags": 0},
-            "guilds": [{"id": str(guild_id), "unavailable": True} for guild_id in self.guilds],
+            "guilds": [{"id": str(guild.id), "unavailable": True} for guild in guilds],
             "session_id": session.id,
             "session_type": "normal",
             "resume_gateway_url": self.gateway_url,
@@ -537,15 +676,17 @@ class FakeDiscord:
             "geo_ordered_rtc_regions": [],
             "user_settings": {},
         }
+        if shard is not None:
+            ready["shard"] = [shard_id, count]
         await self._send_dispatch(session, "READY", ready)
-        for guild in self.guilds.values():
+        for guild in guilds:
             await self._send_dispatch(session, "GUILD_CREATE", guild.payload(full=True))
         self.gateway_connects.append("identify")
 
     async def _resume(self, socket: web.WebSocketResponse, data: dict[str, Any]) -> None:
-        session = self._session
-        if session is None or session.id != data.get("session_id") or not self.allow_resume:
-            self._session = None
+        session = self._sessions.get(data.get("session_id") or "")
+        if session is None or not self.allow_resume:
+            self._sessions.pop(data.get("session_id") or "", None)
             await socket.send_str(json.dumps({"op": 9, "d": False, "s": None, "t": None}))
             return
         async with session.lock:
@@ -776,7 +917,7 @@ class FakeDiscord:
             guild_id=guild.id,
             channel_id=channel.id,
             user_id=user.id,
-            created_at=time.monotonic(),
+            created_at=self.clock(),
             attachment_size_limit=attachment_size_limit,
             source_message_id=message.id if message is not None else None,
         )
@@ -795,12 +936,17 @@ class FakeDiscord:
             except Exception:
                 return self._crashed().response()
             try:
-                reply = self._check_auth(call) or self._take_fault(call) or await handler(request, call)
+                reply = (
+                    self._check_auth(call)
+                    or self._global_rate_limit(call)
+                    or self._take_fault(call)
+                    or await handler(request, call)
+                )
             except ApiError as error:
                 reply = error.reply()
             except Exception:
                 reply = self._crashed()
-            call.status, call.response = reply.status, reply.data
+            call.status, call.response, call.response_headers = reply.status, reply.data, reply.headers
             self.calls.append(call)
             await self._notify()
             return reply.response()
@@ -817,6 +963,7 @@ class FakeDiscord:
         return _Reply(404, {"message": "404: Not Found", "code": 0})
 
     async def _read_call(self, request: web.Request) -> Call:
+        arrived = self.clock()
         parts: list[Part] = []
         body: Any = None
         if request.content_type.startswith("multipart/"):
@@ -829,15 +976,30 @@ class FakeDiscord:
             raw = await request.read()
             body = json.loads(raw) if raw else None
         path = request.path.removeprefix(API_PREFIX)
-        return Call(
-            request.method, path, dict(request.query), dict(request.headers), body, parts, time.monotonic()
-        )
+        return Call(request.method, path, dict(request.query), dict(request.headers), body, parts, arrived)
 
     def _check_auth(self, call: Call) -> _Reply | None:
         token_routes = ("/webhooks/", "/interactions/", "/cdn/")
         if call.path.startswith(token_routes) or call.headers.get("Authorization") == f"Bot {self.token}":
             return None
         return _Reply(401, {"message": "401: Unauthorized", "code": 0})
+
+    def _bot_call(self, call: Call) -> bool:
+        """True for a call that counts against the bot's global rate limit: the bot token, no interaction
+        endpoint (topics/rate-limits.mdx, "Global Rate Limit")."""
+        return call.headers.get("Authorization") == f"Bot {self.token}" and not call.interaction_endpoint
+
+    def _global_rate_limit(self, call: Call) -> _Reply | None:
+        """With `global_limit`, refuse a bot call when that many were served in the last second."""
+        if self.global_limit is None or not self._bot_call(call):
+            return None
+        served = self._global_window
+        while served and call.time - served[0] >= _GLOBAL_WINDOW:
+            served.popleft()
+        if len(served) >= self.global_limit:
+            return _rate_limited(served[0] + _GLOBAL_WINDOW - call.time, is_global=True)
+        served.append(call.time)
+        return None
 
     def _take_fault(self, call: Call) -> _Reply | None:
         fault = self._faults.take(call.method, call.path)
@@ -867,8 +1029,12 @@ class FakeDiscord:
         )
 
     async def _get_gateway(self, request: web.Request, call: Call) -> _Reply:
-        limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
-        return _Reply(200, {"url": self.gateway_url, "shards": 1, "session_start_limit": limit})
+        return _Reply(200, {"url": self.gateway_url})
+
+    async def _get_gateway_bot(self, request: web.Request, call: Call) -> _Reply:
+        """The gateway, the recommended `shards` and the `session_start_limit` (events/gateway.mdx)."""
+        limit = dict(self.session_start_limit)
+        return _Reply(200, {"url": self.gateway_url, "shards": self.shards, "session_start_limit": limit})
 
     def _command_list(self, request: web.Request) -> list[dict[str, Any]]:
         if int(request.match_info["app_id"]) != self.application_id:
@@ -924,8 +1090,37 @@ class FakeDiscord:
             raise ApiError(404, 10004, "Unknown Guild")
         return _Reply(200, guild.payload(full=False))
 
+    async def _get_channel_messages(self, request: web.Request, call: Call) -> _Reply:
+        """History, newest first: `around`, `before` or `after` (used in that order if several are
+        sent), `limit` 1-100 (default 50). Without View Channel 403 code 50001; without Read Message
+        History no messages (resources/message.mdx, "Get Channel Messages")."""
+        channel = self._channel(request)
+        permissions = self.guilds[channel.guild_id].permissions_for(self.bot_user.id)
+        if not permissions & discord.Permissions(view_channel=True).value:
+            raise ApiError(403, 50001, "Missing Access")
+        limit = int(call.query.get("limit", 50))
+        if not 1 <= limit <= 100:
+            raise ApiError(400, 50035, "Invalid Form Body: limit must be between 1 and 100.")
+        if not permissions & discord.Permissions(read_message_history=True).value:
+            return _Reply(200, [])
+        oldest_first = self.messages_in(channel, include_ephemeral=False)
+        query = {key: int(call.query[key]) for key in ("around", "before", "after") if key in call.query}
+        if "around" in query:  # the message itself (or the next), newer ones, then `limit // 2` older
+            older = [message for message in oldest_first if message.id < query["around"]][::-1][: limit // 2]
+            rest = [message for message in oldest_first if message.id >= query["around"]]
+            page = rest[: limit - len(older)][::-1] + older
+        elif "before" in query:
+            page = [message for message in oldest_first if message.id < query["before"]][::-1]
+        elif "after" in query:  # the `limit` oldest after it, still newest first
+            page = [message for message in oldest_first if message.id > query["after"]][:limit][::-1]
+        else:
+            page = oldest_first[::-1]
+        return _Reply(200, [message.payload(self) for message in page[:limit]])
+
     async def _post_channel_message(self, request: web.Request, call: Call) -> _Reply:
-        """Create a message; `nonce` + `enforce_nonce` within `nonce_window` returns the earlier one."""
+        """Create a message. With `nonce` + `enforce_nonce`, an earlier post by the same author with that
+        nonce within `nonce_window` is returned instead (resources/message.mdx, "Create Message"), or
+        404 Unknown Message if it was deleted since (discord-api-docs PR 6647)."""
         channel = self._channel(request)
         if channel.id in self.denied_channels:
             raise ApiError(403, 50013, "Missing Permissions")
@@ -933,16 +1128,26 @@ class FakeDiscord:
         self._check_sizes(files, self.guilds[channel.guild_id].filesize_limit)
         nonce = payload.get("nonce")
         if nonce is not None and payload.get("enforce_nonce"):
-            earlier = self._nonces.get((channel.id, str(nonce)))
-            if earlier and earlier[0] in self.messages and call.time - earlier[1] < self.nonce_window:
-                return _Reply(200, self.messages[earlier[0]].payload(self))
+            earlier = self._nonces.get((self.bot_user.id, str(nonce)))
+            if earlier and call.time - earlier[1] < self.nonce_window:
+                if earlier[0] not in self.messages:
+                    raise ApiError(404, 10008, "Unknown Message")
+                return _Reply(200, self._created(self.messages[earlier[0]]))
         message = self._create_message(
-            channel, payload, files, kind=19 if "message_reference" in payload else 0
+            channel, payload, files, kind=REPLY if "message_reference" in payload else 0
         )
         if nonce is not None:
-            message.nonce = str(nonce)
-            self._nonces[(channel.id, str(nonce))] = (message.id, call.time)
-        return _Reply(200, message.payload(self))
+            self._remember_nonce(message, str(nonce), call.time)
+        return _Reply(200, self._created(message))
+
+    def _remember_nonce(self, message: FakeMessage, nonce: str, at: float) -> None:
+        message.nonce = nonce
+        self._nonces[(message.author.id, nonce)] = (message.id, at)
+
+    def _created(self, message: FakeMessage) -> dict[str, Any]:
+        """A message as Create Message returns it: the only answer that carries the `nonce`."""
+        nonce = {"nonce": message.nonce} if message.nonce is not None else {}
+        return message.payload(self) | nonce
 
     async def _get_channel_message(self, request: web.Request, call: Call) -> _Reply:
         return _Reply(200, self._channel_message(request).payload(self))
@@ -955,7 +1160,7 @@ class FakeDiscord:
         return _Reply(200, message.payload(self))
 
     async def _delete_channel_message(self, request: web.Request, call: Call) -> _Reply:
-        del self.messages[self._channel_message(request).id]
+        self._forget_message(self._channel_message(request))
         return _Reply(204)
 
     # ----------------------------------------------------------------- REST: interactions and webhooks
@@ -1070,7 +1275,7 @@ class FakeDiscord:
         return _Reply(200, message.payload(self))
 
     async def _delete_webhook_message(self, request: web.Request, call: Call) -> _Reply:
-        del self.messages[self._webhook_message(request)[1].id]
+        self._forget_message(self._webhook_message(request)[1])
         return _Reply(204)
 
     # ----------------------------------------------------------------- CDN
@@ -1150,6 +1355,7 @@ class FakeDiscord:
         *,
         kind: int,
         interaction: FakeInteraction | None = None,
+        author: FakeUser | None = None,
     ) -> FakeMessage:
         content = payload.get("content") or ""
         loading = bool(payload.get("flags", 0) & LOADING)
@@ -1161,7 +1367,7 @@ class FakeDiscord:
             id=self.snowflakes.next(),
             channel_id=channel.id,
             guild_id=channel.guild_id,
-            author=self.bot_user,
+            author=author or self.bot_user,
             type=kind,
             content=content,
             embeds=payload.get("embeds") or [],
@@ -1173,9 +1379,12 @@ class FakeDiscord:
             interaction_token=interaction.token if interaction else None,
         )
         message.pinged = self._pings(message)
-        message.snapshot(time.monotonic())
+        message.snapshot(self.clock())
         self.messages[message.id] = message
         return message
+
+    def _forget_message(self, message: FakeMessage) -> None:
+        self.deleted_messages[message.id] = self.messages.pop(message.id)
 
     def _edit_message(self, message: FakeMessage, payload: dict[str, Any], files: list[Part]) -> None:
         """Apply an edit; `attachments` in the payload lists which existing files to keep."""
@@ -1199,7 +1408,7 @@ class FakeDiscord:
             message.pinged = self._pings(message)
         else:
             message.edited_at = utcnow()
-        message.snapshot(time.monotonic())
+        message.snapshot(self.clock())
 
     def _pings(self, message: FakeMessage) -> Pinged:
         if message.ephemeral or message.loading:

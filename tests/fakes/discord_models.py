@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from tests.fakes.discord_fake import FakeDiscord
 
 DISCORD_EPOCH_MS = 1420070400000
+#: Message type of a reply.
+REPLY = 19
 EPHEMERAL = 1 << 6
 LOADING = 1 << 7
 #: Message flags a client may change on edit (SUPPRESS_EMBEDS, IS_COMPONENTS_V2).
@@ -53,17 +55,31 @@ _ROLE_MENTION = re.compile(r"<@&(\d+)>")
 _EVERYONE_MENTION = re.compile(r"@(everyone|here)")
 
 
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """The shard that receives a guild's events: Discord's sharding formula (0 for events without one)."""
+    return (guild_id >> 22) % shard_count
+
+
 class Snowflakes:
     """Unique snowflakes built from the current time with Discord's epoch formula."""
 
     def __init__(self) -> None:
         self._last = 0
 
-    def next(self) -> int:
-        """Return a new snowflake, strictly greater than the previous one."""
-        value = (int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22
-        self._last = max(value, self._last + 1)
-        return self._last
+    def next(self, *, shard: tuple[int, int] | None = None) -> int:
+        """Return a new snowflake, strictly greater than the previous one.
+
+        With `shard=(shard_id, shard_count)` the snowflake's timestamp is moved a few milliseconds
+        ahead so that `shard_of` puts it on that shard.
+        """
+        value = max((int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22, self._last + 1)
+        if shard is not None:
+            shard_id, count = shard
+            ahead = (shard_id - shard_of(value, count)) % count
+            if ahead:
+                value = ((value >> 22) + ahead) << 22
+        self._last = value
+        return value
 
 
 def iso(moment: dt.datetime) -> str:
@@ -453,8 +469,12 @@ class FakeMessage:
         names = [attachment.filename for attachment in self.attachments]
         self.history.append(Revision(now, self.content, self.embeds, self.components, names))
 
-    def payload(self, fake: FakeDiscord) -> dict[str, Any]:
-        """The message object as Discord returns it."""
+    def payload(self, fake: FakeDiscord, *, resolve_reference: bool = True) -> dict[str, Any]:
+        """The message object as Discord returns it from REST reads (so without `nonce`).
+
+        `referenced_message` is sent only for replies (type 19) and is null once the replied-to
+        message is deleted; a referenced message does not carry its own (message.mdx, Message Object).
+        """
         data: dict[str, Any] = {
             "id": str(self.id),
             "type": self.type,
@@ -475,16 +495,20 @@ class FakeMessage:
         }
         if self.guild_id is not None:
             data["guild_id"] = str(self.guild_id)
-        if self.nonce is not None:
-            data["nonce"] = self.nonce
         if self.interaction_token is not None:
             data["webhook_id"] = str(fake.application_id)
             data["application_id"] = str(fake.application_id)
         if self.message_reference is not None:
-            data["message_reference"] = {"channel_id": str(self.channel_id), **self.message_reference}
-            referenced = fake.messages.get(self.reply_to or 0)
-            if referenced is not None:
-                data["referenced_message"] = referenced.payload(fake)
+            given = {key: self.message_reference.get(key) for key in ("message_id", "channel_id", "guild_id")}
+            data["message_reference"] = {
+                "type": self.message_reference.get("type", 0),
+                "channel_id": str(self.channel_id),
+            } | {key: str(value) for key, value in given.items() if value is not None}
+            if self.type == REPLY and resolve_reference:
+                referenced = fake.messages.get(self.reply_to or 0)
+                data["referenced_message"] = (
+                    referenced.payload(fake, resolve_reference=False) if referenced else None
+                )
         return data
 
 
@@ -522,9 +546,11 @@ class Call:
     headers: dict[str, str]
     json: Any
     parts: list[Part]
+    #: When it arrived, on the fake's clock (monotonic unless a test injects one).
     time: float
     status: int = 0
     response: Any = None
+    response_headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def payload(self) -> Any:
@@ -543,6 +569,12 @@ class Call:
     def ok(self) -> bool:
         """True for a 2xx answer."""
         return 200 <= self.status < 300
+
+    @property
+    def interaction_endpoint(self) -> bool:
+        """True for the callback and the interaction webhooks, which Discord keeps out of the global
+        rate limit (interactions/receiving-and-responding.mdx, "Endpoints")."""
+        return self.path.startswith(("/interactions/", "/webhooks/"))
 
 
 @dataclass
