@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,7 +14,7 @@ import av
 import pytest
 from PIL import Image
 
-from tests.fakes.videos_fake import FakeVideosAPI, ManualClock
+from tests.fakes.videos_fake import SATURATED_MESSAGE, FakeVideosAPI, ManualClock
 
 
 @pytest.fixture
@@ -61,7 +63,11 @@ def invalid(message: str, param: str | None, code: str | None = "invalid_value")
         ),
         (
             {"model": "sora-3"},
-            invalid("Invalid value: 'sora-3'. Supported values are: 'sora-2' and 'sora-2-pro'.", "model"),
+            invalid(
+                "Invalid value: 'sora-3'. Supported values are: 'sora-2', 'sora-2-pro', 'minimax/h3',"
+                " and 'muse-video'.",
+                "model",
+            ),
         ),
         (
             {"size": "640x480"},
@@ -314,21 +320,148 @@ async def test_gateway_dialect_shape(
         assert resp.status == 200 and resp.content_type == "video/mp4"
 
 
+async def test_gateway_models_take_their_own_seconds_and_sizes(
+    http: aiohttp.ClientSession, fake: FakeVideosAPI
+) -> None:
+    status, video = await create(http, fake, model="minimax/h3", seconds="15", size="1344x768")
+    assert status == 200 and (video["model"], video["seconds"], video["size"]) == (
+        "minimax/h3",
+        "15",
+        "1344x768",
+    )
+    assert await create(http, fake, model="minimax/h3", seconds="16", size="1344x768") == (
+        400,
+        invalid(
+            "Invalid value: '16'. Supported values for model 'minimax/h3' are: "
+            + ", ".join(f"'{n}'" for n in range(4, 15))
+            + ", and '15'.",
+            "seconds",
+        ),
+    )
+    assert await create(http, fake, model="muse-video", seconds="5", size="720x1280") == (
+        400,
+        invalid(
+            "Invalid value: '720x1280'. Supported values for model 'muse-video' are: '1280x720'.", "size"
+        ),
+    )
+    async with http.post(f"{fake.base_url}/videos", data=form(prompt="p", model="minimax/h3")) as resp:
+        defaults = await resp.json()
+    assert (defaults["seconds"], defaults["size"]) == ("4", "1344x768")  # omitted: the model's first values
+
+
+async def test_new_api_answers(http: aiohttp.ClientSession, fake: FakeVideosAPI) -> None:
+    """providers.md §7: what New-API's /v1/videos routes answer."""
+    fake.act_as_new_api()
+    _, video = await create(http, fake)
+    fake.complete(video["id"])
+    status, body = await get_json(http, f"{fake.base_url}/videos/{video['id']}")
+    assert status == 200 and body["status"] == "completed" and body["progress"] == 100
+    assert body["metadata"]["url"] == f"{fake.cdn_origin}/files/{fake.videos[video['id']].number}.mp4"
+    assert await get_json(http, f"{fake.base_url}/videos/task_unknown") == (
+        400,
+        {"code": "task_not_exist", "message": "task_not_exist", "data": None},
+    )
+    invalid_url = {
+        "message": "Invalid URL (GET /v1/videos)",
+        "type": "invalid_request_error",
+        "param": "",
+        "code": "",
+    }
+    assert await get_json(http, f"{fake.base_url}/videos?limit=10") == (404, {"error": invalid_url})
+    async with http.delete(f"{fake.base_url}/videos/{video['id']}") as resp:
+        assert resp.status == 404
+        assert (await resp.json())["error"]["message"] == f"Invalid URL (DELETE /v1/videos/{video['id']})"
+    async with http.get(f"{fake.base_url}/videos/{video['id']}/content?variant=thumbnail") as resp:
+        assert resp.status == 200 and resp.content_type == "video/mp4"
+        assert await resp.read() == (await fake.content_path(video["id"])).read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("key", "path"), [("video_url", ["video_url"]), ("url", ["url"]), ("metadata.url", ["metadata", "url"])]
+)
+async def test_result_url_key(
+    http: aiohttp.ClientSession, fake: FakeVideosAPI, key: str, path: list[str]
+) -> None:
+    fake.result_url_key = key
+    _, video = await create(http, fake)
+    _, body = await get_json(http, f"{fake.base_url}/videos/{video['id']}")
+    assert not any(name in body for name in ("video_url", "url", "metadata"))  # not before it is done
+    fake.complete(video["id"])
+    _, body = await get_json(http, f"{fake.base_url}/videos/{video['id']}")
+    for name in path:
+        body = body[name]
+    assert body.startswith(fake.cdn_origin + "/files/")
+
+
+async def test_upstream_rejection_and_saturation(http: aiohttp.ClientSession, fake: FakeVideosAPI) -> None:
+    upstream = {"error": {"message": "Prompt was blocked", "code": "moderation_blocked"}}
+    fake.reject_next_upstream(upstream, status=422)
+    status, body = await create(http, fake)
+    assert status == 422 and body["code"] == "fail_to_fetch_task" and body["data"] is None
+    assert json.loads(body["message"]) == upstream
+    fake.saturate_next()
+    async with http.get(f"{fake.base_url}/videos/video_x") as resp:
+        assert (resp.status, resp.content_type) == (429, "text/plain")
+        assert (await resp.text()).startswith(SATURATED_MESSAGE)
+    assert (await create(http, fake))[0] == 200
+
+
 async def test_aimlapi_routes(http: aiohttp.ClientSession, fake: FakeVideosAPI) -> None:
-    request = {"model": "openai/sora-2-t2v", "prompt": "p", "duration": 8, "aspect_ratio": "9:16"}
-    async with http.post(f"{fake.root_url}/v2/video/generations", json=request) as resp:
+    """The AI/ML API as its API reference describes it: its own model ids, cost in ``meta.usage``."""
+    url = f"{fake.root_url}/v2/video/generations"
+    request = {
+        "model": "google/veo-3.1-t2v",
+        "prompt": "p",
+        "duration": 6,
+        "aspect_ratio": "9:16",
+        "resolution": "720p",
+    }
+    async with http.post(url, json=request) as resp:
         created = await resp.json()
     assert created["status"] == "queued" and ":" in created["id"] and "/" in created["id"]
-    assert fake.videos[created["id"]].size == "720x1280"
+    assert created["meta"] == {"usage": {"credits_used": 4_800_000, "usd_spent": 2.4}}  # 6 s at $0.40
+    assert (fake.videos[created["id"]].size, fake.videos[created["id"]].seconds) == ("720x1280", 6)
     fake.complete(created["id"])
-    async with http.get(
-        f"{fake.root_url}/v2/video/generations", params={"generation_id": created["id"]}
-    ) as resp:
+    async with http.get(url, params={"generation_id": created["id"]}) as resp:
         body = await resp.json()
     assert body["status"] == "completed" and body["video"]["url"].startswith(fake.cdn_origin)
-    async with http.post(f"{fake.root_url}/v2/video/generations", json={**request, "duration": 5}) as resp:
-        assert resp.status == 400
-        assert "duration" in (await resp.json())["message"]
+    for wrong, word in (
+        ({"duration": 5}, "duration"),
+        ({"resolution": "4k"}, "resolution"),
+        ({"aspect_ratio": "1:1"}, "aspect_ratio"),
+        ({"image_url": "x"}, "image_url"),
+    ):
+        async with http.post(url, json={**request, **wrong}) as resp:
+            assert resp.status == 400 and (await resp.json())["message"].startswith(word)
+
+
+async def test_aimlapi_image_models_and_failures(http: aiohttp.ClientSession, fake: FakeVideosAPI) -> None:
+    url = f"{fake.root_url}/v2/video/generations"
+    image = "data:image/png;base64," + base64.b64encode(png(720, 1280)).decode()
+    async with http.post(url, json={"model": "alibaba/wan-2-7-i2v", "prompt": "p"}) as resp:
+        assert resp.status == 400 and "image_url is required" in (await resp.json())["message"]
+    request = {
+        "model": "alibaba/wan-2-7-i2v",
+        "prompt": "p",
+        "image_url": image,
+        "duration": 5,
+        "resolution": "720p",
+    }
+    async with http.post(url, json=request) as resp:
+        created = await resp.json()
+    assert fake.videos[created["id"]].size == "720x1280"  # no aspect field: the image's shape
+    fake.fail(created["id"], code="content_moderation", message="The prompt was flagged")
+    async with http.get(url, params={"generation_id": created["id"]}) as resp:
+        body = await resp.json()
+    assert (body["status"], body["video"]) == ("error", None)
+    assert body["error"] == {"name": "content_moderation", "message": "The prompt was flagged"}
+
+
+def test_manual_clock_steps_on_every_reading() -> None:
+    clock = ManualClock(10.0, step=0.5)
+    assert [clock(), clock(), clock()] == [10.0, 10.5, 11.0]
+    clock.advance(1)
+    assert clock() == 12.5
 
 
 async def test_wait_for_call_wakes_on_the_matching_request(

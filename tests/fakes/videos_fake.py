@@ -16,6 +16,12 @@ Every request is recorded in ``calls`` (``Call.path`` has the ``/v1`` prefix rem
 OpenAI routes read ``/videos…`` and the AI/ML routes ``/v2/video/generations``). A second
 listener (``cdn_origin``) serves result files at ``/files/…`` so that "foreign host"
 downloads are real: a different origin from ``base_url``.
+
+The ``/videos`` routes serve OpenAI's shape (checked with the official SDK in
+tests/test_videos_official_sdk.py) for the models in ``MODELS``; switches bend them the way
+gateways do: ``gateway``/``envelope`` (reseller spellings) and, one by one or all at once with
+``act_as_new_api()``, what New-API answers (shared/reference/providers.md §3.3 and §7).
+The AI/ML API routes serve the models in ``AIML_MODELS`` as its API reference describes them.
 """
 
 from __future__ import annotations
@@ -44,29 +50,74 @@ from tests.fakes.faults import FaultScript, ScriptedFault
 from tests.fakes.mp4 import make_mp4, make_spritesheet_jpeg, make_thumbnail_webp
 
 API_PREFIX = "/v1"
-MODEL_SIZES: dict[str, tuple[str, ...]] = {
-    "sora-2": ("720x1280", "1280x720"),
-    "sora-2-pro": ("720x1280", "1280x720", "1024x1792", "1792x1024"),
-}
-ALL_SIZES = MODEL_SIZES["sora-2-pro"]
+OPENAI_SIZES = ("720x1280", "1280x720", "1024x1792", "1792x1024")
 SECONDS = ("4", "8", "12")
+
+
+@dataclass(frozen=True)
+class GatewayModel:
+    """What ``POST /videos`` accepts for one model: sizes (the first is the default) and seconds."""
+
+    sizes: tuple[str, ...]
+    seconds: tuple[str, ...] = SECONDS
+
+
+# OpenAI's own models (videos-api.md), then gateway models from providers.md §3.1 (SayGM) and §3.2 (LaoZhang).
+MODELS: dict[str, GatewayModel] = {
+    "sora-2": GatewayModel(("720x1280", "1280x720")),
+    "sora-2-pro": GatewayModel(OPENAI_SIZES),
+    "minimax/h3": GatewayModel(
+        ("1344x768", "768x1344", "768x768", "1024x768", "768x1024", "1536x672"),
+        tuple(str(n) for n in range(4, 16)),
+    ),
+    "muse-video": GatewayModel(("1280x720",), ("5", "8", "10")),
+}
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
 MAX_PROMPT = 32000
 QUEUED_FRACTION = 0.15  # share of job_seconds a job spends queued
 MODERATION_MESSAGE = "Your request was blocked by our moderation system."
-# AI/ML API model → (OpenAI model, needs an image); its resolutions map to sizes as the client maps them.
+# New-API's words for a saturated upstream group (its relay code; providers.md §7), sent as plain text.
+SATURATED_MESSAGE = "当前分组上游负载已饱和，请稍后再试"
+
+
+@dataclass(frozen=True)
+class AimlModel:
+    """One AI/ML API video model as its API reference (aimlapi/api-docs, 2026-08) describes it.
+
+    The first resolution and aspect ratio are the defaults; ``aspect_field`` is None where the
+    image decides the shape; ``usd_per_second`` is this fake's price, reported in ``meta.usage``.
+    """
+
+    durations: tuple[int, ...]
+    default_duration: int
+    resolutions: tuple[str, ...]
+    aspect_field: str | None
+    aspect_ratios: tuple[str, ...]
+    image: str  # "required", "optional" or "none"
+    usd_per_second: float
+
+
+_VEO = AimlModel((4, 6, 8), 8, ("1080p", "720p"), "aspect_ratio", ("16:9", "9:16"), "none", 0.4)
+_WAN = AimlModel(
+    (5, 10, 15), 10, ("1080p", "720p"), "aspect_ratio", ("16:9", "9:16", "1:1", "4:3", "3:4"), "none", 0.13
+)
 AIML_MODELS = {
-    "openai/sora-2-t2v": ("sora-2", False),
-    "openai/sora-2-i2v": ("sora-2", True),
-    "openai/sora-2-pro-t2v": ("sora-2-pro", False),
-    "openai/sora-2-pro-i2v": ("sora-2-pro", True),
+    "google/veo-3.1-t2v": _VEO,
+    "google/veo-3.1-i2v": replace(_VEO, image="required"),
+    "alibaba/wan-2-7-t2v": _WAN,
+    "alibaba/wan-2-7-i2v": replace(_WAN, aspect_field=None, aspect_ratios=(), image="required"),
+    "minimax/h3": AimlModel(
+        tuple(range(4, 16)),
+        6,
+        ("2K",),
+        "ratio",
+        ("adaptive", "21:9", "16:9", "4:3", "1:1", "3:4", "9:16"),
+        "optional",
+        0.072,
+    ),
 }
-AIML_SIZES = {
-    ("720p", "16:9"): "1280x720",
-    ("720p", "9:16"): "720x1280",
-    ("1080p", "16:9"): "1792x1024",
-    ("1080p", "9:16"): "1024x1792",
-}
+AIML_SHORT_SIDE = {"480p": 480, "720p": 720, "1080p": 1080, "2K": 1440, "4k": 2160}
+AIML_CREDITS_PER_USD = 2_000_000
 _GATEWAY_STATUS = {
     "queued": "NOT_START",
     "in_progress": "IN_PROGRESS",
@@ -103,13 +154,17 @@ def _choices(values: tuple[str, ...]) -> str:
 
 
 class ManualClock:
-    """A clock that moves only when told: ``clock.advance(0.3)``."""
+    """A clock that moves only when told: ``clock.advance(0.3)``; with ``step``, also by that much
+    after every reading (for clients that poll on their own, like the official SDK)."""
 
-    def __init__(self, start: float = 1000.0) -> None:
+    def __init__(self, start: float = 1000.0, *, step: float = 0.0) -> None:
         self.now = start
+        self.step = step
 
     def __call__(self) -> float:
-        return self.now
+        now = self.now
+        self.now += self.step
+        return now
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
@@ -126,6 +181,20 @@ class RequestRefused(Exception):
 
 def _invalid(message: str, *, param: str | None = None, code: str | None = "invalid_value") -> RequestRefused:
     return RequestRefused(400, openai_error(message, param=param, code=code))
+
+
+def _unsupported(
+    value: str, allowed: tuple[str, ...], openai_values: tuple[str, ...], model: str, *, param: str
+) -> RequestRefused:
+    """OpenAI's refusal of a value: the API-wide list when the value is not in it, else the model's."""
+    if value not in openai_values and set(allowed) <= set(openai_values):
+        return _invalid(
+            f"Invalid value: '{value}'. Supported values are: {_choices(openai_values)}.", param=param
+        )
+    return _invalid(
+        f"Invalid value: '{value}'. Supported values for model '{model}' are: {_choices(allowed)}.",
+        param=param,
+    )
 
 
 @dataclass(frozen=True)
@@ -208,6 +277,15 @@ class FakeVideosAPI:
         self.poll_after_ms: int | None = None  # send openai-poll-after-ms on status answers
         self.corrupt_clips = False  # serve bytes that are not a video (a broken download)
         self.large_clips = False  # noisy high-bitrate clips (~14 MiB for 4 s at 720p), over Discord's 10 MiB
+        # New-API's answers (providers.md §3.3, §7); act_as_new_api() turns them all on.
+        self.task_not_exist_400 = (
+            False  # an unknown task on GET /videos/{id}: 400 {"code":"task_not_exist",…}
+        )
+        self.no_list_route = False  # GET /videos and DELETE /videos/{id}: 404 "Invalid URL (…)"
+        self.variant_ignored = False  # /content serves the video whatever ``variant`` asks for
+        self.result_url_key: str | None = (
+            None  # a finished job names its file at "video_url", "url", "metadata.url"
+        )
         self.calls: list[Call] = []
         self.videos: dict[str, FakeVideo] = {}
         self._number = 0
@@ -287,6 +365,26 @@ class FakeVideosAPI:
         """
         self._failures.add(method, path_regex, status, body, headers, count)
 
+    def act_as_new_api(self) -> None:
+        """Answer as New-API's ``/v1/videos`` routes do: no list or delete route, 400
+        ``task_not_exist`` for an unknown task, ``variant`` ignored, the result at ``metadata.url``."""
+        self.task_not_exist_400 = self.no_list_route = self.variant_ignored = True
+        self.result_url_key = "metadata.url"
+
+    def reject_next_upstream(self, upstream: Any, *, status: int = 400, count: int = 1) -> None:
+        """The next ``count`` submissions fail as New-API relays an upstream refusal:
+        ``{"code":"fail_to_fetch_task","message":"<upstream's JSON as a string>","data":null}``."""
+        message = upstream if isinstance(upstream, str) else json.dumps(upstream, ensure_ascii=False)
+        body = {"code": "fail_to_fetch_task", "message": message, "data": None}
+        self.fail_next("POST", r"/videos(/.+/remix)?", status, body=body, count=count)
+
+    def saturate_next(self, count: int = 1) -> None:
+        """The next ``count`` requests to ``/videos…`` get New-API's 429 for a saturated upstream group,
+        in plain text."""
+        self.fail_next(
+            "*", r"/videos.*", 429, body=f"{SATURATED_MESSAGE} (request id: 20261201)", count=count
+        )
+
     def moderate_next_job(
         self, count: int = 1, *, code: str = "moderation_blocked", message: str = MODERATION_MESSAGE
     ) -> None:
@@ -363,7 +461,7 @@ class FakeVideosAPI:
     ) -> FakeVideo:
         self._number += 1
         if dialect == "aimlapi":
-            video_id = f"{uuid.uuid4()}:openai/{model}"  # AI/ML ids hold ':' and '/'
+            video_id = f"{uuid.uuid4()}:{model}"  # ids with ':' and '/' keep the client's quoting honest
         else:
             video_id = f"{'task' if dialect == 'gateway' else 'video'}_{uuid.uuid4().hex}"
         video = FakeVideo(
@@ -404,9 +502,15 @@ class FakeVideosAPI:
             video.progress = 100
             video.expires_at = video.completed_at + self.ttl_seconds
 
-    def _find(self, video_id: str) -> FakeVideo:
+    def _known(self, video_id: str) -> FakeVideo | None:
+        """The job if the ``/videos`` routes know it (not never made, deleted, vanished or AI/ML's)."""
         video = self.videos.get(video_id)
-        if video is None or video.deleted or video.vanished or video.dialect == "aimlapi":
+        lost = video is None or video.deleted or video.vanished or video.dialect == "aimlapi"
+        return None if lost else video
+
+    def _find(self, video_id: str) -> FakeVideo:
+        video = self._known(video_id)
+        if video is None:
             raise RequestRefused(
                 404,
                 openai_error(f"Video with id '{video_id}' not found.", param="video_id", code="not_found"),
@@ -432,10 +536,18 @@ class FakeVideosAPI:
             "size": video.size,
             "error": video.error,
         }
+        url_key = self.result_url_key or ("video_url" if video.dialect == "gateway" else None)
+        if url_key is not None and video.status == "completed":
+            url = self._file_url(video)
+            if url_key == "metadata.url":
+                body["metadata"] = {"url": url}
+            else:
+                body[url_key] = url
         return self._gateway_json(video, body) if video.dialect == "gateway" else body
 
-    def _gateway_json(self, video: FakeVideo, body: dict[str, Any]) -> dict[str, Any]:
-        """What New-API style gateways send: string progress, upper-case statuses, ms times,
+    @staticmethod
+    def _gateway_json(video: FakeVideo, body: dict[str, Any]) -> dict[str, Any]:
+        """What reseller gateways send: string progress, upper-case statuses, ms times,
         null keys left out, and the result only as a URL."""
         body = {key: value for key, value in body.items() if value is not None}
         body["status"] = _GATEWAY_STATUS[video.status]
@@ -443,9 +555,11 @@ class FakeVideosAPI:
         for key in ("created_at", "completed_at", "expires_at"):
             if key in body:
                 body[key] *= 1000
-        if video.status == "completed":
-            body["video_url"] = f"{self.cdn_origin}/files/{video.number}.mp4"
         return body
+
+    def _file_url(self, video: FakeVideo) -> str:
+        """Where the CDN listener serves a finished job's file."""
+        return f"{self.cdn_origin}/files/{video.number}.mp4"
 
     def _one(self, body: dict[str, Any]) -> web.Response:
         if self.envelope:
@@ -514,33 +628,23 @@ class FakeVideosAPI:
             raise _invalid("We could not parse the JSON body of your request.", code=None)
         prompt = _validate_prompt(fields.get("prompt"))
         model = fields.get("model", "sora-2")
-        if model not in MODEL_SIZES:
+        if model not in MODELS:
             raise _invalid(
-                f"Invalid value: '{model}'. Supported values are: {_choices(tuple(MODEL_SIZES))}.",
-                param="model",
+                f"Invalid value: '{model}'. Supported values are: {_choices(tuple(MODELS))}.", param="model"
             )
-        seconds = fields.get("seconds", "4")
+        spec = MODELS[model]
+        seconds = fields.get("seconds", spec.seconds[0])
         if not isinstance(seconds, str):
             raise _invalid(
                 f"Invalid type for 'seconds': expected a string, but got {type(seconds).__name__} instead.",
                 param="seconds",
                 code="invalid_type",
             )
-        if seconds not in SECONDS:
-            raise _invalid(
-                f"Invalid value: '{seconds}'. Supported values are: {_choices(SECONDS)}.", param="seconds"
-            )
-        size = fields.get("size", "720x1280")
-        if size not in ALL_SIZES:
-            raise _invalid(
-                f"Invalid value: '{size}'. Supported values are: {_choices(ALL_SIZES)}.", param="size"
-            )
-        if size not in MODEL_SIZES[model]:
-            raise _invalid(
-                f"Invalid value: '{size}'. Supported values for model '{model}' are: "
-                f"{_choices(MODEL_SIZES[model])}.",
-                param="size",
-            )
+        if seconds not in spec.seconds:
+            raise _unsupported(seconds, spec.seconds, SECONDS, model, param="seconds")
+        size = fields.get("size", "720x1280" if "720x1280" in spec.sizes else spec.sizes[0])
+        if size not in spec.sizes:
+            raise _unsupported(size, spec.sizes, OPENAI_SIZES, model, param="size")
         image = call.files.get("input_reference")
         if image is None and isinstance(fields.get("input_reference"), dict):
             image = _data_url_file(fields["input_reference"].get("image_url"), param="input_reference")
@@ -561,12 +665,16 @@ class FakeVideosAPI:
             raise RequestRefused(400, openai_error(MODERATION_MESSAGE, code="moderation_blocked"))
 
     async def _retrieve(self, request: web.Request) -> web.Response:
-        response = self._one(self._video_json(self._find(request.match_info["video_id"])))
+        video_id = request.match_info["video_id"]
+        if self.task_not_exist_400 and self._known(video_id) is None:
+            raise RequestRefused(400, {"code": "task_not_exist", "message": "task_not_exist", "data": None})
+        response = self._one(self._video_json(self._find(video_id)))
         if self.poll_after_ms is not None:
             response.headers["openai-poll-after-ms"] = str(self.poll_after_ms)
         return response
 
     async def _list(self, request: web.Request) -> web.Response:
+        self._check_route(request)
         query = _current_call.get().query
         try:
             limit = int(query.get("limit", "20"))
@@ -601,6 +709,7 @@ class FakeVideosAPI:
         return web.json_response(body)
 
     async def _delete(self, request: web.Request) -> web.Response:
+        self._check_route(request)
         video = self._find(request.match_info["video_id"])
         if video.status not in ("completed", "failed"):
             raise _invalid("Only completed or failed videos can be deleted.", param="video_id", code=None)
@@ -617,7 +726,13 @@ class FakeVideosAPI:
             )
         if video.dialect == "gateway":
             raise RequestRefused(404, openai_error("Not Found", code="not_found"))
-        return await self._serve(video, variant)
+        return await self._serve(video, "video" if self.variant_ignored else variant)
+
+    def _check_route(self, request: web.Request) -> None:
+        """With ``no_list_route``, New-API's answer to a path it does not route."""
+        if self.no_list_route:
+            message = f"Invalid URL ({request.method} {request.path})"
+            raise RequestRefused(404, openai_error(message, param="", code=""))
 
     async def _remix(self, request: web.Request) -> web.Response:
         source = self._find(request.match_info["video_id"])
@@ -649,41 +764,41 @@ class FakeVideosAPI:
         name = body.get("model")
         if name not in AIML_MODELS:
             raise _invalid(f"model must be one of the following values: {', '.join(AIML_MODELS)}")
-        model, needs_image = AIML_MODELS[name]
+        spec = AIML_MODELS[name]
         prompt = _validate_prompt(body.get("prompt"))
-        duration = body.get("duration", 4)
-        if duration not in (4, 8, 12) or isinstance(duration, bool):
-            raise _invalid("duration must be one of the following values: 4, 8, 12")
-        resolution = body.get("resolution", "720p")
-        if resolution not in (("720p", "1080p") if model == "sora-2-pro" else ("720p",)):
-            raise _invalid(f"resolution {resolution!r} is not available for {name}")
-        key = (resolution, body.get("aspect_ratio", "16:9"))
-        if key not in AIML_SIZES:
-            raise _invalid("aspect_ratio must be one of the following values: 16:9, 9:16")
-        size = AIML_SIZES[key]
-        if needs_image != ("image_url" in body):
-            raise _invalid(f"image_url is {'required' if needs_image else 'not supported'} for {name}")
-        if needs_image:
-            await _validate_image(
-                _data_url_file(body["image_url"], param="image_url"), size, param="image_url"
+        duration = _aiml_choice(body, "duration", spec.durations, spec.default_duration)
+        resolution = _aiml_choice(body, "resolution", spec.resolutions, spec.resolutions[0])
+        aspect = None
+        if spec.aspect_field is not None:
+            aspect = _aiml_choice(body, spec.aspect_field, spec.aspect_ratios, spec.aspect_ratios[0])
+        if spec.image != "optional" and (spec.image == "required") != ("image_url" in body):
+            raise _invalid(
+                f"image_url is {'required' if spec.image == 'required' else 'not supported'} for {name}"
+            )
+        shape = None
+        if "image_url" in body:
+            shape = await _validate_image(
+                _data_url_file(body["image_url"], param="image_url"), None, param="image_url"
             )
         self._check_moderation()
-        video = self._new_video(model=model, size=size, seconds=duration, prompt=prompt, dialect="aimlapi")
-        return web.json_response({"id": video.id, "status": "queued"})
+        size = _aiml_size(AIML_SHORT_SIDE[resolution], aspect, shape)
+        video = self._new_video(model=name, size=size, seconds=duration, prompt=prompt, dialect="aimlapi")
+        usd = round(spec.usd_per_second * duration, 6)
+        usage = {"credits_used": round(usd * AIML_CREDITS_PER_USD), "usd_spent": usd}
+        return web.json_response({"id": video.id, "status": "queued", "meta": {"usage": usage}})
 
     async def _aiml_retrieve(self, request: web.Request) -> web.Response:
         video = self.videos.get(_current_call.get().query.get("generation_id", ""))
         if video is None or video.vanished or video.dialect != "aimlapi":
             raise RequestRefused(404, openai_error("Generation not found"))
         self._advance(video)
+        error = video.error
         return web.json_response(
             {
                 "id": video.id,
                 "status": _AIML_STATUS[video.status],
-                "video": {"url": f"{self.cdn_origin}/files/{video.number}.mp4"}
-                if video.status == "completed"
-                else None,
-                "error": video.error,
+                "video": {"url": self._file_url(video)} if video.status == "completed" else None,
+                "error": {"name": error["code"], "message": error["message"]} if error else None,
             }
         )
 
@@ -802,7 +917,9 @@ def _data_url_file(url: Any, *, param: str) -> UploadedFile:
     return UploadedFile(None, match.group(1), data)
 
 
-async def _validate_image(image: UploadedFile, size: str, *, param: str) -> None:
+async def _validate_image(image: UploadedFile, size: str | None, *, param: str) -> tuple[int, int]:
+    """The image's (width, height); it must be a decodable picture of a known type and, when ``size``
+    is given, exactly that size."""
     if image.content_type not in IMAGE_TYPES:
         raise _invalid(
             f"Invalid file '{param}': unsupported mimetype ('{image.content_type}'). "
@@ -816,8 +933,35 @@ async def _validate_image(image: UploadedFile, size: str, *, param: str) -> None
         raise _invalid(
             f"Invalid file '{param}': the image could not be decoded.", param=param, code="invalid_image"
         ) from None
-    if f"{width}x{height}" != size:
+    if size is not None and f"{width}x{height}" != size:
         raise RequestRefused(400, openai_error("Inpaint image must match the requested width and height"))
+    return width, height
+
+
+def _aiml_choice(body: dict[str, Any], field: str, allowed: tuple[Any, ...], default: Any) -> Any:
+    """``body[field]`` (or the default) if it is one of ``allowed``; AI/ML API's refusal otherwise."""
+    value = body.get(field, default)
+    if value not in allowed or isinstance(value, bool):
+        raise _invalid(f"{field} must be one of the following values: {', '.join(map(str, allowed))}")
+    return value
+
+
+def _aiml_size(short: int, aspect: str | None, image: tuple[int, int] | None) -> str:
+    """The clip's ``WxH``: the short side from the resolution, the shape from the aspect ratio (or
+    the image when the model takes none, or says "adaptive")."""
+    if aspect is not None and aspect != "adaptive":
+        across, down = (int(part) for part in aspect.split(":"))
+    elif image is not None:
+        across, down = image
+    else:
+        across, down = 16, 9
+
+    def even(value: float) -> int:
+        return max(2, round(value / 2) * 2)
+
+    if across >= down:
+        return f"{even(short * across / down)}x{short}"
+    return f"{short}x{even(short * down / across)}"
 
 
 def _image_size(data: bytes) -> tuple[int, int]:
