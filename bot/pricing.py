@@ -43,12 +43,16 @@ MAX_PRICE_USD = Decimal(1000)
 
 
 class PriceFileError(ValueError):
-    """`PRICES_FILE` cannot be used; `problems` holds one plain sentence per bad entry."""
+    """A settings file cannot be used; `problems` holds one plain sentence per bad entry.
 
-    def __init__(self, path: Path, problems: list[str]) -> None:
+    `setting` names the file's setting in every line: `PRICES_FILE` here, `MODELS_FILE` for the catalogue.
+    """
+
+    def __init__(self, path: Path, problems: list[str], *, setting: str = "PRICES_FILE") -> None:
         self.path = path
         self.problems = problems
-        super().__init__("\n".join(f"PRICES_FILE {path}: {problem}" for problem in problems))
+        self.setting = setting
+        super().__init__("\n".join(f"{setting} {path}: {problem}" for problem in problems))
 
 
 class NoPriceError(LookupError):
@@ -129,7 +133,7 @@ def load_prices(path: Path | None) -> PriceTable:
 
 def read_price_file(path: Path) -> dict[str, ModelPrice]:
     """Parse and validate a price file (format in the module docstring)."""
-    data = _load(path)
+    data = read_table_file(path)
     if not isinstance(data, dict):
         raise PriceFileError(path, ["must be a table of models, like `sora-2 = 0.10` (see the format)."])
     problems: list[str] = []
@@ -140,23 +144,24 @@ def read_price_file(path: Path) -> dict[str, ModelPrice]:
             problems.append("a model has an empty name.")
         elif key in models:
             problems.append(f"model {name!r} is listed twice (names are compared ignoring case).")
-        elif (entry := _model_price(name, value, problems)) is not None:
+        elif (entry := parse_model_price(value, f"model {name!r}", problems)) is not None:
             models[key] = entry
     if problems:
         raise PriceFileError(path, problems)
     return models
 
 
-def _load(path: Path) -> Any:
+def read_table_file(path: Path, *, setting: str = "PRICES_FILE") -> Any:
+    """A .toml or .json settings file's contents, numbers as Decimal; raises `PriceFileError`."""
     suffix = path.suffix.lower()
     if suffix not in {".toml", ".json"}:
-        raise PriceFileError(path, ["must be a .toml or .json file."])
+        raise PriceFileError(path, ["must be a .toml or .json file."], setting=setting)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise PriceFileError(path, [f"cannot be read ({exc.strerror or exc})."]) from None
+        raise PriceFileError(path, [f"cannot be read ({exc.strerror or exc})."], setting=setting) from None
     except UnicodeDecodeError:
-        raise PriceFileError(path, ["is not UTF-8 text."]) from None
+        raise PriceFileError(path, ["is not UTF-8 text."], setting=setting) from None
     try:
         if suffix == ".json":
             # Decimal, never float: 0.1 must stay exactly 0.1.
@@ -164,15 +169,15 @@ def _load(path: Path) -> Any:
         return tomllib.loads(text, parse_float=Decimal)
     except json.JSONDecodeError as exc:
         problem = f"is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
-        raise PriceFileError(path, [problem]) from None
+        raise PriceFileError(path, [problem], setting=setting) from None
     except tomllib.TOMLDecodeError as exc:
-        raise PriceFileError(path, [f"is not valid TOML: {exc}."]) from None
+        raise PriceFileError(path, [f"is not valid TOML: {exc}."], setting=setting) from None
 
 
-def _model_price(name: str, value: object, problems: list[str]) -> ModelPrice | None:
-    where = f"model {name!r}"
+def parse_model_price(value: object, where: str, problems: list[str]) -> ModelPrice | None:
+    """One model's prices: a number, or a table of `default` and sizes; None after recording problems."""
     if not isinstance(value, dict):
-        price = _micros(value, where, problems)
+        price = price_micros(value, where, problems)
         return None if price is None else ModelPrice(default=price)
     if not value:
         problems.append(f'{where} has no prices; give `default` and/or sizes like "1280x720".')
@@ -188,7 +193,7 @@ def _model_price(name: str, value: object, problems: list[str]) -> ModelPrice | 
         elif size in sizes or (size == "default" and default is not None):
             problems.append(f"{where}: {key!r} is listed twice.")
             failed = True
-        elif (price := _micros(raw, f"{where}, {key!r}", problems)) is None:
+        elif (price := price_micros(raw, f"{where}, {key!r}", problems)) is None:
             failed = True
         elif size == "default":
             default = price
@@ -197,7 +202,7 @@ def _model_price(name: str, value: object, problems: list[str]) -> ModelPrice | 
     return None if failed else ModelPrice(default=default, sizes=sizes)
 
 
-def _micros(value: object, where: str, problems: list[str]) -> int | None:
+def price_micros(value: object, where: str, problems: list[str]) -> int | None:
     """A price in dollars per second, as exact micro-dollars, or None after recording the problem."""
     amount: Decimal | None = None
     if isinstance(value, Decimal | int | str) and not isinstance(value, bool):
