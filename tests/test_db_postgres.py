@@ -1,0 +1,435 @@
+"""The PostgreSQL backend against a real server: translation, rows, migrations, the ledger's rules, and
+budgets that stay race-proof across two connection pools."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import asyncpg
+import pytest
+
+from bot.db import MIGRATIONS_DIR, Database, MigrationError, migration_files
+from bot.db_postgres import POSTGRES_MIGRATIONS_DIR, DatabaseUnavailable, PostgresDatabase, translate
+from bot.jobs.store import JobStore, NewJob
+from bot.quotas import LedgerError, Limits, QuotaExceeded, Quotas
+from tests.test_quotas import ALICE, BOB, DEFAULTS, GUILD, Clock, accept, add_job, at, ledger, settle
+
+if TYPE_CHECKING:
+    from tests.pg import PostgresServer
+
+pytest_plugins = ("tests.pg",)
+
+
+@pytest.fixture
+async def pg(postgres_url: str) -> AsyncIterator[PostgresDatabase]:
+    database = await PostgresDatabase.open(postgres_url)
+    await database.migrate()
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+def quotas(pg: PostgresDatabase) -> Quotas:
+    return Quotas(pg, DEFAULTS, clock=Clock(at(2026, 3, 10, 12, 0)))  # type: ignore[arg-type]
+
+
+# --- translation (no server) ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "params", "expected", "args"),
+    [
+        (
+            "SELECT * FROM jobs WHERE id = ? AND guild_id = ?",
+            (7, 8),
+            "SELECT * FROM jobs WHERE id = $1 AND guild_id = $2",
+            [7, 8],
+        ),
+        ("SELECT ?2, ?1, ?1", ("a", "b"), "SELECT $1, $2, $2", ["b", "a"]),
+        ("SELECT ?3, ?, ?1", (1, 2, 3, 4), "SELECT $1, $2, $3", [3, 4, 1]),  # SQLite: ? = highest + 1
+        ("WHERE a = ?1 AND b >= ?4", (1, 2, 3, 4), "WHERE a = $1 AND b >= $2", [1, 4]),  # unused: left out
+        ("VALUES (:b, :a, :b)", {"a": 1, "b": 2, "unused": 3}, "VALUES ($1, $2, $1)", [2, 1]),
+        (
+            "INSERT INTO bot_state (key, value, updated_at) VALUES (?, ?, strftime('%s','now'))",
+            ("k", "v"),
+            "INSERT INTO bot_state (key, value, updated_at)"
+            " VALUES ($1, $2, extract(epoch from now())::bigint)",
+            ["k", "v"],
+        ),
+        ("SELECT STRFTIME( '%s' , 'now' )", (), "SELECT extract(epoch from now())::bigint", []),
+        (
+            "SELECT '?', 'it''s :x ?1', \"odd?\", x::text -- why? :y\nFROM t WHERE a = ?",
+            (5,),
+            "SELECT '?', 'it''s :x ?1', \"odd?\", x::text -- why? :y\nFROM t WHERE a = $1",
+            [5],
+        ),
+        ("SELECT 1 /* ? :z */ + ?", (1,), "SELECT 1 /* ? :z */ + $1", [1]),
+    ],
+)
+def test_translate_parameters_and_functions(
+    sql: str, params: object, expected: str, args: list[object]
+) -> None:
+    translated = translate(sql, params)  # type: ignore[arg-type]
+    assert (translated.sql, translated.args, translated.returns_id) == (expected, args, False)
+
+
+def test_translate_dict_values_as_parameters() -> None:
+    values = {"guild_id": 1, "status": "received"}
+    assert translate("INSERT INTO x (a, b) VALUES (?, ?)", values.values()).args == [1, "received"]
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected", "returns_id"),
+    [
+        ("INSERT INTO jobs (a) VALUES (?)", "INSERT INTO jobs (a) VALUES ($1) RETURNING id", True),
+        ("  insert into Ledger (a) values (?);\n", "  insert into Ledger (a) values ($1) RETURNING id", True),
+        ("INSERT INTO bot_state (a) VALUES (?)", "INSERT INTO bot_state (a) VALUES ($1)", False),
+        (
+            "INSERT INTO jobs (a) VALUES (?) RETURNING a",
+            "INSERT INTO jobs (a) VALUES ($1) RETURNING a",
+            False,
+        ),
+        ("UPDATE jobs SET a = ?", "UPDATE jobs SET a = $1", False),
+    ],
+)
+def test_translate_returns_the_new_id_of_tables_that_have_one(
+    sql: str, expected: str, returns_id: bool
+) -> None:
+    translated = translate(sql, (1,), frozenset({"jobs", "ledger"}))
+    assert (translated.sql, translated.returns_id) == (expected, returns_id)
+
+
+def test_translate_refuses_mixed_parameter_styles() -> None:
+    with pytest.raises(ValueError, match="needs the parameters as a mapping"):
+        translate("SELECT :a", (1,))
+    with pytest.raises(ValueError, match="not a mapping"):
+        translate("SELECT ?", {"a": 1})
+    with pytest.raises(ValueError, match="takes 2 parameters, not 3"):
+        translate("SELECT ?, ?", (1, 2, 3))
+
+
+# --- rows, cursors, transactions ---------------------------------------------------------------
+
+
+async def test_rows_cursors_and_lastrowid(pg: PostgresDatabase) -> None:
+    first = await add_job(pg, GUILD, ALICE)  # type: ignore[arg-type]
+    second = await add_job(pg, GUILD, BOB, "reserved")  # type: ignore[arg-type]
+    assert (first, second) == (1, 2)
+    assert await pg.execute("INSERT INTO bot_state (key, value, updated_at) VALUES ('k', 'v', 0)") == 0
+    row = await pg.fetchone("SELECT id, member_id, status FROM jobs WHERE id = ?", (second,))
+    assert row is not None and (row["id"], row["member_id"], row["status"]) == (2, BOB, "reserved")
+    assert dict(row) == {"id": 2, "member_id": BOB, "status": "reserved"}
+    assert await pg.fetchone("SELECT id FROM jobs WHERE id = ?", (99,)) is None
+    assert [row["id"] for row in await pg.fetchall("SELECT id FROM jobs ORDER BY id DESC")] == [2, 1]
+    async with pg.transaction() as conn:
+        cursor = await conn.execute("SELECT id FROM jobs ORDER BY id")
+        assert (await cursor.fetchone())["id"] == 1  # type: ignore[index]
+        assert [row["id"] for row in await cursor.fetchall()] == [2]
+        assert await cursor.fetchone() is None
+        async with conn.execute("SELECT COUNT(*), SUM(member_id) AS total FROM jobs") as counted:
+            (count, total) = await counted.fetchone()  # type: ignore[misc]
+        assert (count, total) == (2, ALICE + BOB) and type(total) is int  # SUM gives numeric: read as int
+        inserted = await conn.execute(
+            "INSERT INTO ledger (job_id, guild_id, member_id, kind, amount_micros, window_at, created_at)"
+            " VALUES (?1, ?2, ?3, 'reserve', 5, 0, 0)",
+            (first, GUILD, ALICE),
+        )
+        assert inserted.lastrowid == 1 and await inserted.fetchall() == []
+
+
+async def test_the_bot_state_upsert_of_the_app(pg: PostgresDatabase) -> None:
+    upsert = (
+        "INSERT INTO bot_state (key, value, updated_at) VALUES (?, ?, strftime('%s','now'))"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+    )
+    await pg.execute(upsert, ("tree", "one"))
+    await pg.execute(upsert, ("tree", "two"))
+    rows = await pg.fetchall("SELECT value, updated_at FROM bot_state")
+    now = await pg.fetchone("SELECT strftime('%s','now') AS now")
+    assert [row["value"] for row in rows] == ["two"]
+    assert now is not None and 0 < rows[0]["updated_at"] <= now["now"]
+
+
+async def test_a_failed_transaction_is_rolled_back(pg: PostgresDatabase) -> None:
+    job = await add_job(pg, GUILD, ALICE)  # type: ignore[arg-type]
+    with pytest.raises(asyncpg.CheckViolationError):
+        async with pg.transaction() as conn:
+            await conn.execute("INSERT INTO bot_state (key, value, updated_at) VALUES ('a', 'b', 0)")
+            await conn.execute("UPDATE jobs SET cost_micros = -1 WHERE id = ?", (job,))
+    assert await pg.fetchall("SELECT key FROM bot_state") == []
+    assert await pg.execute("INSERT INTO bot_state (key, value, updated_at) VALUES ('a', 'b', 0)") == 0
+
+
+async def test_a_transaction_cancelled_midway_is_rolled_back(pg: PostgresDatabase) -> None:
+    inside = asyncio.Event()
+
+    async def interrupted() -> None:
+        async with pg.transaction() as conn:
+            await conn.execute("INSERT INTO bot_state (key, value, updated_at) VALUES ('a', 'b', 0)")
+            inside.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(interrupted())
+    await inside.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await pg.execute("INSERT INTO bot_state (key, value, updated_at) VALUES ('c', 'd', 0)")
+    assert [row["key"] for row in await pg.fetchall("SELECT key FROM bot_state")] == ["c"]
+
+
+# --- connecting ---------------------------------------------------------------------------------
+
+
+async def test_a_bad_url_or_server_is_one_plain_error_without_the_password(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    secret = "s3cr3t-pa55"
+    server = f"{postgres_server.host}:{postgres_server.port}"
+    database = postgres_url.rsplit("/", 1)[1]
+    with socket_closed() as port:
+        cases = {
+            f"postgresql://soracord:{secret}@{server}/{database}": "password authentication failed",
+            f"postgresql://soracord:{secret}@127.0.0.1:{port}/{database}": f"127.0.0.1:{port}",
+            f"postgresql://soracord@{server}/{database}?password={secret}": "password authentication failed",
+            f"postgresql://soracord:{secret}@{server}/missing": "missing",
+            f"mysql://soracord:{secret}@{server}/{database}": "scheme",
+            f"postgresql://soracord:{secret}@{postgres_server.host}:port/{database}": "port",
+            f"postgresql://soracord:{secret}@[::1/{database}": "malformed",
+        }
+        for url, hint in cases.items():
+            with pytest.raises(DatabaseUnavailable) as raised:
+                await PostgresDatabase.open(url)
+            message = str(raised.value)
+            assert secret not in message and hint in message, (url, message)
+            assert message.startswith("Cannot use the PostgreSQL database at ")
+            assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+@contextmanager
+def socket_closed() -> Iterator[int]:
+    """A local port that refuses connections: bound, so nothing else takes it, but not listening."""
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        yield bound.getsockname()[1]
+
+
+# --- migrations -------------------------------------------------------------------------------
+
+
+async def test_migrations_apply_once_even_when_two_processes_start_together(postgres_url: str) -> None:
+    first, second = await PostgresDatabase.open(postgres_url), await PostgresDatabase.open(postgres_url)
+    try:
+        applied = await asyncio.gather(first.migrate(), second.migrate())
+        again = await first.migrate()
+        versions = await first.fetchall("SELECT version, name FROM schema_version ORDER BY version")
+    finally:
+        await first.close()
+        await second.close()
+    expected = [path.name for _, path in migration_files(POSTGRES_MIGRATIONS_DIR)]
+    assert sorted(applied, key=len) == [[], expected]
+    assert again == []
+    assert [(row["version"], row["name"]) for row in versions] == [(int(n[:4]), n) for n in expected]
+
+
+async def test_a_failed_migration_rolls_back_and_names_the_file(postgres_url: str, tmp_path: Path) -> None:
+    (tmp_path / "0001_good.sql").write_text("CREATE TABLE a (x BIGINT);\n")
+    (tmp_path / "0002_bad.sql").write_text("CREATE TABLE b (x BIGINT);\nINSERT INTO missing VALUES (1);\n")
+    db = await PostgresDatabase.open(postgres_url)
+    try:
+        with pytest.raises(MigrationError) as raised:
+            await db.migrate(tmp_path)
+        assert raised.value.filename == "0002_bad.sql"
+        tables = await db.fetchall("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        assert {row["tablename"] for row in tables} == {"a", "schema_version"}
+        (tmp_path / "0002_bad.sql").write_text("CREATE TABLE b (x BIGINT);\n")
+        assert await db.migrate(tmp_path) == ["0002_bad.sql"]
+    finally:
+        await db.close()
+
+
+POSTGRES_TYPES = {"INTEGER": "bigint", "TEXT": "text", "REAL": "double precision"}
+
+
+async def test_the_postgres_migrations_mirror_the_sqlite_ones(pg: PostgresDatabase, tmp_path: Path) -> None:
+    names = [path.name for _, path in migration_files(MIGRATIONS_DIR)]
+    assert [path.name for _, path in migration_files(POSTGRES_MIGRATIONS_DIR)] == names
+    lite = await Database.open(tmp_path / "mirror.sqlite3")
+    try:
+        await lite.migrate()
+        tables = [
+            row["name"]
+            for row in await lite.fetchall(
+                "SELECT name FROM sqlite_master"
+                " WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
+        sqlite_columns = {
+            table: [
+                (row["name"], POSTGRES_TYPES[row["type"]], bool(row["notnull"] or row["pk"]))
+                for row in await lite.fetchall(f"PRAGMA table_info({table})")
+            ]
+            for table in tables
+        }
+        sqlite_indexes = {
+            row["name"]
+            for row in await lite.fetchall(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+            )
+        }
+        sqlite_triggers = {
+            row["name"]
+            for row in await lite.fetchall("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+        }
+    finally:
+        await lite.close()
+    rows = await pg.fetchall(
+        "SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns"
+        " WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position"
+    )
+    postgres_columns: dict[str, list[tuple[str, str, bool]]] = {}
+    for row in rows:
+        postgres_columns.setdefault(row["table_name"], []).append(
+            (row["column_name"], row["data_type"], row["is_nullable"] == "NO")
+        )
+    assert postgres_columns == sqlite_columns
+    indexes = await pg.fetchall("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
+    assert sqlite_indexes <= {row["indexname"] for row in indexes}
+    triggers = await pg.fetchall("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")
+    assert sqlite_triggers <= {row["tgname"] for row in triggers}
+
+
+# --- the ledger's rules in the database ------------------------------------------------------------
+
+
+async def test_the_ledger_is_append_only(pg: PostgresDatabase, quotas: Quotas) -> None:
+    job = await accept(pg, quotas, GUILD, ALICE, 100_000)  # type: ignore[arg-type]
+    for statement, refusal in (
+        ("UPDATE ledger SET amount_micros = 0", "never changed"),
+        ("DELETE FROM ledger", "never deleted"),
+        ("TRUNCATE ledger", "never deleted"),
+    ):
+        with pytest.raises(asyncpg.RaiseError, match=refusal):
+            await pg.execute(statement)
+    settle_sql = (
+        "INSERT INTO ledger (job_id, guild_id, member_id, kind, amount_micros, window_at, created_at)"
+        " VALUES (?, ?, ?, ?, 0, 0, 0)"
+    )
+    other = await add_job(pg, GUILD, ALICE)  # type: ignore[arg-type]
+    with pytest.raises(asyncpg.RaiseError, match="needs the job's reservation"):
+        await pg.execute(settle_sql, (other, GUILD, ALICE, "charge"))
+    await pg.execute(settle_sql, (job, GUILD, ALICE, "charge"))
+    with pytest.raises(asyncpg.RaiseError, match="charged or refunded, never both"):
+        await pg.execute(settle_sql, (job, GUILD, ALICE, "refund"))
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await pg.execute(settle_sql, (job, GUILD, ALICE, "reserve"))
+    assert await ledger(pg) == [(job, "reserve", 100_000), (job, "charge", 0)]  # type: ignore[arg-type]
+
+
+async def test_a_settlement_waits_for_another_transaction_settling_the_same_job(
+    pg: PostgresDatabase, quotas: Quotas, postgres_url: str
+) -> None:
+    """Raw connections, without the adapter's write lock: the trigger itself makes them take turns."""
+    job = await accept(pg, quotas, GUILD, ALICE, 100_000)  # type: ignore[arg-type]
+    settle_sql = (
+        "INSERT INTO ledger (job_id, guild_id, member_id, kind, amount_micros, window_at, created_at)"
+        " VALUES ($1, $2, $3, $4, 0, 0, 0)"
+    )
+    charging, refunding = await asyncpg.connect(postgres_url), await asyncpg.connect(postgres_url)
+    try:
+        await refunding.execute("SET lock_timeout = '100ms'")
+        async with charging.transaction():
+            await charging.execute(settle_sql, job, GUILD, ALICE, "charge")
+            # The charge is not committed, so the refund cannot see it: it must wait, not pass the check.
+            with pytest.raises(asyncpg.LockNotAvailableError):
+                await refunding.execute(settle_sql, job, GUILD, ALICE, "refund")
+        with pytest.raises(asyncpg.RaiseError, match="never both"):
+            await refunding.execute(settle_sql, job, GUILD, ALICE, "refund")
+    finally:
+        await charging.close()
+        await refunding.close()
+    assert [kind for _, kind, _ in await ledger(pg)] == ["reserve", "charge"]  # type: ignore[arg-type]
+
+
+# --- the shared quota and job code, unchanged, on PostgreSQL --------------------------------------
+
+
+async def test_quotas_run_unchanged(pg: PostgresDatabase, quotas: Quotas) -> None:
+    await quotas.set_limits(GUILD, by=BOB, guild_daily=2_000_000, guild_monthly=None, max_concurrent=5)
+    kept = await accept(pg, quotas, GUILD, ALICE, 400_000)  # type: ignore[arg-type]
+    refunded = await accept(pg, quotas, GUILD, ALICE, 300_000)  # type: ignore[arg-type]
+    await accept(pg, quotas, GUILD, BOB, 200_000)  # type: ignore[arg-type]
+    assert await settle(pg, quotas, kept, "charge") is True  # type: ignore[arg-type]
+    assert await settle(pg, quotas, refunded, "refund") is True  # type: ignore[arg-type]
+    assert await settle(pg, quotas, refunded, "charge") is False  # type: ignore[arg-type]
+    with pytest.raises(QuotaExceeded):
+        await accept(pg, quotas, GUILD, ALICE, 700_000)  # type: ignore[arg-type]
+    with pytest.raises(LedgerError):
+        async with pg.transaction() as conn:
+            await quotas.reserve(conn, job_id=kept, guild_id=GUILD, member_id=ALICE, amount=1)  # type: ignore[arg-type]
+
+    status = await quotas.status(GUILD, ALICE)
+    assert status.limits == Limits(2_000_000, None, DEFAULTS.member_daily, 5)
+    assert (status.guild_today.spent, status.member_today.spent, status.in_flight) == (600_000, 400_000, 1)
+    usage = await quotas.usage(GUILD)
+    assert [(m.member_id, m.today, m.videos) for m in usage.members] == [
+        (ALICE, 400_000, 1),
+        (BOB, 200_000, 1),
+    ]
+    assert (usage.open_micros, usage.refunds, usage.refunded_micros) == (200_000, 1, 300_000)
+    assert (await quotas.daily_spend(GUILD, days=2))[-1][1] == 600_000
+
+
+async def test_the_job_store_runs_unchanged(pg: PostgresDatabase, quotas: Quotas) -> None:
+    store = JobStore(pg, quotas, clock=lambda: 1_700_000_000.5)  # type: ignore[arg-type]
+    new = NewJob(GUILD, 2, ALICE, 3, "token", 1_700_000_900.0, 10_485_760, "wan", "1280x720", 5, "a cat")
+    job = await store.create(new)
+    job = await store.reserve(job, 250_000, provider_video_id="video-1")
+    assert (job.status.value, job.cost_micros, job.created_at) == ("reserved", 250_000, 1_700_000_000.5)
+    assert await store.by_provider_video("video-1") == job
+    posted = await store.mark_posted(job.id, 42, compressed=1)
+    assert (posted.status.value, posted.clip_message_id, posted.compressed) == ("posted", 42, True)
+    failed = await store.fail((await store.create(new)).id, "provider refused")
+    assert failed.status.value == "failed" and await store.unfinished() == []
+    assert [kind for _, kind, _ in await ledger(pg)] == ["reserve", "charge"]  # type: ignore[arg-type]
+
+
+async def test_fifty_reservations_from_two_pools_take_exactly_what_fits(postgres_url: str) -> None:
+    """Two pools (as two bot processes would have) race 50 reservations for a budget that fits 10."""
+    cost = 100_000
+    limits = Limits(guild_daily=10 * cost, guild_monthly=None, member_daily=50 * cost, max_concurrent=50)
+    clock = Clock(at(2026, 3, 10, 12, 0))
+    pools = [await PostgresDatabase.open(postgres_url) for _ in range(2)]
+    try:
+        await pools[0].migrate()
+        sides = [Quotas(pool, limits, clock=clock) for pool in pools]  # type: ignore[arg-type]
+        jobs = [await add_job(pools[0], GUILD, ALICE) for _ in range(50)]  # type: ignore[arg-type]
+
+        async def request(index: int) -> bool:
+            database, service = pools[index % 2], sides[index % 2]
+            try:
+                async with database.transaction() as conn:
+                    await conn.execute("UPDATE jobs SET status = 'reserved' WHERE id = ?", (jobs[index],))
+                    await service.reserve(
+                        conn, job_id=jobs[index], guild_id=GUILD, member_id=ALICE, amount=cost
+                    )
+            except QuotaExceeded:
+                return False
+            return True
+
+        accepted = await asyncio.gather(*(request(index) for index in range(50)))
+        reserved = await pools[1].fetchall("SELECT job_id FROM ledger WHERE kind = 'reserve'")
+        in_flight = await pools[1].fetchone("SELECT COUNT(*) AS n FROM jobs WHERE status = 'reserved'")
+    finally:
+        for pool in pools:
+            await pool.close()
+    assert sum(accepted) == 10
+    assert sorted(row["job_id"] for row in reserved) == [
+        job for job, ok in zip(jobs, accepted, strict=True) if ok
+    ]
+    assert in_flight is not None and in_flight["n"] == 10
