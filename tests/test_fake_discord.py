@@ -6,7 +6,9 @@ import asyncio
 import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
+import aiohttp
 import discord
 import pytest
 from discord import app_commands
@@ -14,6 +16,7 @@ from discord.ext import commands
 
 from tests.fakes.discord_fake import FakeChannel, FakeDiscord, FakeGuild, FakeMember, Pinged
 from tests.fakes.discord_models import compute_pings
+from tests.fakes.videos_fake import ManualClock
 
 MIB = 1024 * 1024
 
@@ -85,11 +88,29 @@ class QuickBot(commands.Bot):
         return None
 
 
-def make_bot(errors: list[Exception], captured: list[discord.Interaction]) -> commands.Bot:
-    """A small bot: /video generate, a message context menu and a persistent Remix button."""
+class QuickShardedBot(commands.AutoShardedBot):
+    """The sharded twin of QuickBot: it starts each shard without discord.py's 5 s pause."""
+
+    before_identify_hook = QuickBot.before_identify_hook
+
+
+def make_bot(
+    errors: list[Exception],
+    captured: list[discord.Interaction],
+    *,
+    sharded: bool = False,
+    **shard_options: Any,
+) -> commands.Bot:
+    """A small bot: /video generate, a message context menu and a persistent Remix button.
+
+    `sharded` (every shard `GET /gateway/bot` names) or `shard_ids=…, shard_count=…` make it an
+    AutoShardedBot."""
     intents = discord.Intents.default()
     intents.members = True
-    bot = QuickBot(command_prefix="!", intents=intents, guild_ready_timeout=0.05, help_command=None)
+    cls = QuickShardedBot if sharded or shard_options else QuickBot
+    bot = cls(
+        command_prefix="!", intents=intents, guild_ready_timeout=0.05, help_command=None, **shard_options
+    )
     video = app_commands.Group(name="video", description="Make videos")
 
     @video.command(name="generate", description="Generate a clip")
@@ -409,3 +430,218 @@ async def test_reconnect_after_drop(
     assert (await interaction.wait_original(lambda m: not m.loading)).content.startswith(
         "queued 'still here'"
     )
+
+
+# ----------------------------------------------------------------- history, nonces, deleted channels
+
+
+@pytest.fixture
+def clock(fake: FakeDiscord) -> ManualClock:
+    """A manual clock for the fake's calls, edits and nonces (request it before anything calls the fake)."""
+    fake.clock = ManualClock()
+    return fake.clock
+
+
+@pytest.fixture
+async def http(fake: FakeDiscord, clock: ManualClock) -> AsyncIterator[discord.http.HTTPClient]:
+    """discord.py's own REST client, logged in to the fake (one GET /users/@me) on the manual clock."""
+    client = discord.http.HTTPClient(asyncio.get_running_loop())
+    await client.static_login(fake.token)
+    yield client
+    await client.close()
+
+
+async def post(http: discord.http.HTTPClient, channel: FakeChannel, content: str) -> dict[str, Any]:
+    with discord.http.handle_message_parameters(content=content) as params:
+        return await http.send_message(channel.id, params=params)
+
+
+async def edit(http: discord.http.HTTPClient, message: dict[str, Any], content: str) -> None:
+    with discord.http.handle_message_parameters(content=content) as params:
+        await http.edit_message(message["channel_id"], message["id"], params=params)
+
+
+async def test_history_is_newest_first_without_nonces_or_private_answers(
+    fake: FakeDiscord, world: World, bot: commands.Bot
+) -> None:
+    channel = await text_channel(bot, world.channel)
+    request = fake.add_message(world.channel, world.alice, "make a cat", files={"cat.png": b"\x89PNG cat"})
+    clip = await channel.send("clip", file=discord.File(io.BytesIO(b"mp4 bytes"), "clip.mp4"), nonce="job-1")
+    reply = await clip.reply("details")
+    jobs = await fake.dispatch_slash_command(
+        world.guild, world.channel, world.alice, "video", subcommand="jobs"
+    )
+    await fake.wait_for(lambda: jobs.followups)
+    assert clip.nonce == "job-1"  # the create answer carries it
+
+    newest, middle, oldest = [message async for message in channel.history(limit=10)]
+    assert [newest.id, middle.id, oldest.id] == [reply.id, clip.id, request.id]
+    assert (oldest.author.id, oldest.author.bot, oldest.content) == (world.alice.id, False, "make a cat")
+    assert (middle.author.id, middle.author.bot, middle.nonce) == (fake.bot_user.id, True, None)
+    [video] = middle.attachments
+    assert (video.filename, video.size) == ("clip.mp4", 9) and await video.read() == b"mp4 bytes"
+    assert [(a.filename, a.size) for a in oldest.attachments] == [("cat.png", 8)]
+    assert newest.type is discord.MessageType.reply and newest.reference is not None
+    assert newest.reference.message_id == clip.id
+    assert isinstance(newest.reference.resolved, discord.Message) and newest.reference.resolved.id == clip.id
+
+    await clip.delete()
+    [after_delete, _] = [message async for message in channel.history(limit=10)]
+    assert after_delete.reference is not None
+    assert isinstance(after_delete.reference.resolved, discord.DeletedReferencedMessage)
+    assert clip.id in fake.deleted_messages
+
+
+async def test_history_pages_before_after_around_and_limit(
+    fake: FakeDiscord, world: World, bot: commands.Bot
+) -> None:
+    ids = [fake.add_message(world.channel, content=f"m{n}").id for n in range(55)]
+    channel = await text_channel(bot, world.channel)
+
+    async def page(**query: Any) -> list[int]:
+        return [int(message["id"]) for message in await bot.http.logs_from(channel.id, **query)]
+
+    assert await page(limit=2) == [ids[54], ids[53]]
+    assert await page(limit=2, before=ids[3]) == [ids[2], ids[1]]
+    assert await page(limit=2, after=ids[1]) == [ids[3], ids[2]]  # the next ones, still newest first
+    assert await page(limit=3, around=ids[10]) == [ids[11], ids[10], ids[9]]
+    assert [m.id async for m in channel.history(limit=3, after=discord.Object(ids[50]))] == ids[51:54]
+    with pytest.raises(discord.HTTPException) as too_many:
+        await page(limit=101)
+    assert (too_many.value.status, too_many.value.code) == (400, 50035)
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bot {fake.token}"}) as session:
+        async with session.get(f"{fake.api_base}/channels/{channel.id}/messages") as response:
+            assert len(await response.json(content_type=None)) == 50  # Discord's default limit
+
+
+async def test_history_needs_view_channel_and_read_message_history(
+    fake: FakeDiscord, bot: commands.Bot
+) -> None:
+    can_read = discord.Permissions(view_channel=True, send_messages=True).value
+    no_history = fake.add_guild("no history", bot_permissions=can_read, everyone_permissions=0).text_channels[
+        0
+    ]
+    fake.add_message(no_history, content="old news")
+    hidden = fake.add_guild("hidden", bot_permissions=0, everyone_permissions=0).text_channels[0]
+    assert await bot.http.logs_from(no_history.id, 10) == []  # Discord returns nothing, not an error
+    with pytest.raises(discord.Forbidden) as forbidden:
+        await bot.http.logs_from(hidden.id, 10)
+    assert forbidden.value.code == 50001
+
+
+async def test_nonce_window_is_per_author_forgettable_and_refuses_a_deleted_message(
+    fake: FakeDiscord, world: World, bot: commands.Bot, clock: ManualClock
+) -> None:
+    general, videos = world.guild.text_channels
+    first = await (await text_channel(bot, general)).send("clip", nonce="job-7")
+    elsewhere = await (await text_channel(bot, videos)).send("clip again", nonce="job-7")
+    assert elsewhere.id == first.id  # Discord keys the nonce on its author, not on the channel
+
+    channel = await text_channel(bot, general)
+    clock.advance(fake.nonce_window - 1)
+    assert (await channel.send("still deduped", nonce="job-7")).id == first.id
+    clock.advance(1)
+    later = await channel.send("a few minutes later", nonce="job-7")
+    assert later.id != first.id
+    await later.delete()
+    with pytest.raises(discord.NotFound) as gone:  # Discord does not post again what was deleted
+        await channel.send("retry after deleting", nonce="job-7")
+    assert gone.value.code == 10008
+
+    kept = await channel.send("card", nonce="job-8")
+    fake.forget_nonces()
+    assert (await channel.send("card", nonce="job-8")).id != kept.id
+    assert [m.content for m in fake.messages_in(general)] == ["clip", "card", "card"]
+
+
+async def test_a_nonce_from_an_earlier_run_returns_the_old_message(
+    fake: FakeDiscord, world: World, bot: commands.Bot
+) -> None:
+    earlier = fake.add_message(world.channel, content="clip posted before the restart", nonce="job-9")
+    channel = await text_channel(bot, world.channel)
+    again = await channel.send("clip posted again", nonce="job-9")
+    assert (again.id, again.content) == (earlier.id, "clip posted before the restart")
+    assert fake.messages_in(world.channel) == [earlier]
+
+
+async def test_deleted_channel_is_unknown_everywhere(
+    fake: FakeDiscord, world: World, bot: commands.Bot
+) -> None:
+    channel = await text_channel(bot, world.channel)
+    card = await channel.send("card")
+    await fake.delete_channel(world.channel)
+    attempts = [
+        channel.send("clip"),
+        card.edit(content="done"),
+        channel.fetch_message(card.id),
+        bot.http.logs_from(channel.id, 5),
+        bot.fetch_channel(channel.id),
+    ]
+    for attempt in attempts:
+        with pytest.raises(discord.NotFound) as unknown:
+            await attempt
+        assert (unknown.value.code, unknown.value.text) == (10003, "Unknown Channel")
+    await fake.wait_for(lambda: bot.get_channel(channel.id) is None)  # CHANNEL_DELETE reached the bot
+    assert fake.messages_in(world.channel) == [] and card.id in fake.deleted_messages
+
+
+async def test_one_post_answers_any_scripted_status_and_code(
+    fake: FakeDiscord, world: World, bot: commands.Bot
+) -> None:
+    fake.fail_next(
+        "POST", rf"^/channels/{world.channel.id}/messages$", 403, {"message": "Missing Access", "code": 50001}
+    )
+    channel = await text_channel(bot, world.channel)
+    with pytest.raises(discord.Forbidden) as refused:
+        await channel.send("first")
+    assert refused.value.code == 50001
+    assert (await channel.send("second")).content == "second"
+
+
+# ----------------------------------------------------------------- rate accounting and the global limit
+
+
+async def test_requests_per_second_peak_and_edit_times(
+    fake: FakeDiscord, world: World, clock: ManualClock, http: discord.http.HTTPClient
+) -> None:
+    messages = [await post(http, world.channel, f"card {n}") for n in range(3)]  # with the login: 4 at t
+    start = clock.now
+    clock.advance(0.5)
+    await edit(http, messages[0], "25%")
+    async with aiohttp.ClientSession() as session:  # interaction endpoints: outside the global limit
+        for _ in range(3):
+            async with session.post(f"{fake.api_base}/interactions/1/no-token/callback", json={"type": 5}):
+                pass
+    clock.advance(0.6)
+    await edit(http, messages[0], "50%")
+    assert fake.requests_per_second_peak() == 5  # t, t+0.5 (t+1.1 falls outside t's second)
+    assert fake.requests_per_second_peak(exclude_interaction_callbacks=False) == 8
+    assert fake.edits_of(int(messages[0]["id"])) == pytest.approx([start + 0.5, start + 1.1])
+    assert fake.edits_of(int(messages[1]["id"])) == []
+
+
+async def test_global_limit_answers_a_global_429_and_discord_py_waits(
+    fake: FakeDiscord, world: World, clock: ManualClock, http: discord.http.HTTPClient
+) -> None:
+    fake.global_limit = 1
+    await post(http, world.channel, "one")
+    clock.advance(0.5)
+    late = asyncio.create_task(post(http, world.channel, "two"))
+    limited = await fake.wait_for_call(lambda call: call.status == 429)
+    assert limited.response == {"message": "You are being rate limited.", "retry_after": 0.5, "global": True}
+    headers = limited.response_headers
+    assert (headers["X-RateLimit-Global"], headers["X-RateLimit-Scope"], headers["Retry-After"]) == (
+        "true",
+        "global",
+        "1",
+    )
+    async with aiohttp.ClientSession() as session:  # callbacks are exempt even now
+        async with session.post(
+            f"{fake.api_base}/interactions/1/no-token/callback", json={"type": 5}
+        ) as answer:
+            assert answer.status == 404
+    clock.advance(0.5)  # discord.py retries after the 0.5 s it was told
+    await late
+    statuses = [call.status for call in fake.calls_to("POST", r"^/channels/\d+/messages$")]
+    assert statuses[:2] == [200, 429] and statuses[-1] == 200 and set(statuses[1:-1]) == {429}
+    assert [m.content for m in fake.messages_in(world.channel)] == ["one", "two"]

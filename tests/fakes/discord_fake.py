@@ -997,7 +997,8 @@ class FakeDiscord:
         while served and call.time - served[0] >= _GLOBAL_WINDOW:
             served.popleft()
         if len(served) >= self.global_limit:
-            return _rate_limited(served[0] + _GLOBAL_WINDOW - call.time, is_global=True)
+            wait = max(0.001, round(served[0] + _GLOBAL_WINDOW - call.time, 3))  # Discord gives ms
+            return _rate_limited(wait, is_global=True)
         served.append(call.time)
         return None
 
