@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
+import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
+from bot.catalogue import Audio, ModelSpec
 from bot.videos import (
     DIALECTS,
     AimlapiVideoClient,
@@ -37,8 +40,8 @@ from bot.videos import (
     VideoStatus,
     create_video_client,
 )
-from bot.videos.aimlapi import aspect_and_resolution, neutral_model, provider_model
-from bot.videos.errors import error_for_status
+from bot.videos.aimlapi import aspect_and_resolution, cost_micros
+from bot.videos.errors import TooLargeError, UnexpectedContentError, error_for_status
 from bot.videos.parsing import (
     ErrorDetails,
     normalize_status,
@@ -48,10 +51,15 @@ from bot.videos.parsing import (
     parse_retry_after,
     parse_seconds,
     parse_timestamp,
+    parse_usd_micros,
     parse_video,
     parse_video_page,
+    sniff_media,
 )
-from tests.fakes.videos_fake import FakeVideosAPI, ManualClock
+from tests.fakes.mp4 import make_spritesheet_jpeg, make_thumbnail_webp
+from tests.fakes.videos_fake import SATURATED_MESSAGE, FakeVideosAPI, ManualClock
+
+SORA = ModelSpec(id="sora-2", label="Sora 2", seconds=(4, 8, 12), sizes=("1280x720", "720x1280"))
 
 # -- parsing ---------------------------------------------------------------------------------------
 
@@ -256,6 +264,70 @@ def test_parse_error_body(body: str, expected: ErrorDetails) -> None:
     assert parse_error_body(body, reason="HTTP 502 Bad Gateway") == expected
 
 
+def test_upstream_json_inside_a_message_becomes_the_reason() -> None:
+    """New-API's fail_to_fetch_task carries the upstream's error answer as a string."""
+    upstream = {
+        "error": {
+            "message": "Your prompt was flagged.",
+            "type": "invalid_request_error",
+            "code": "moderation_blocked",
+        }
+    }
+    body = json.dumps({"code": "fail_to_fetch_task", "message": json.dumps(upstream), "data": None})
+    assert parse_error_body(body) == ErrorDetails(
+        "Your prompt was flagged.", "moderation_blocked", "invalid_request_error"
+    )
+    twice = json.dumps(
+        {"code": "fail_to_fetch_task", "message": json.dumps({"message": json.dumps({"msg": "deep"})})}
+    )
+    assert parse_error_body(twice) == ErrorDetails("deep", "fail_to_fetch_task")
+    for message in ("{not json", "{}", '{"data": 1}'):  # nothing better inside: keep it as it came
+        assert parse_error_body(json.dumps({"code": "x", "message": message})) == ErrorDetails(message, "x")
+    failed = parse_video(
+        {"id": "t", "status": "failed", "error": {"code": "task_failed", "message": json.dumps(upstream)}}
+    )
+    assert (
+        failed.error == VideoError("moderation_blocked", "Your prompt was flagged.")
+        and failed.error.is_moderation
+    )
+
+
+def test_aimlapi_error_name_is_its_code() -> None:
+    video = parse_video(
+        {"id": "g", "status": "error", "error": {"name": "ContentPolicyError", "message": "no"}}
+    )
+    assert video.error == VideoError("ContentPolicyError", "no") and video.status is VideoStatus.FAILED
+
+
+def test_sniff_media() -> None:
+    assert sniff_media(b"\x00\x00\x00\x20ftypisom\x00\x00") == "mp4"
+    assert sniff_media(make_thumbnail_webp(16, 16)[:12]) == "webp"
+    assert sniff_media(make_spritesheet_jpeg(16, 16)[:12]) == "jpeg"
+    png = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(png, "PNG")
+    assert sniff_media(png.getvalue()[:12]) == "png"
+    assert sniff_media(b"\x1a\x45\xdf\xa3\x01") == "webm"
+    assert sniff_media(b"<html>") is None and sniff_media(b"") is None
+
+
+def test_usd_and_aimlapi_costs() -> None:
+    assert [parse_usd_micros(v) for v in (1.95, "0.06", 0, -1, "x", None, True)] == [
+        1_950_000,
+        60_000,
+        0,
+        *[None] * 4,
+    ]
+    assert cost_micros({"meta": {"usage": {"credits_used": 3_900_000, "usd_spent": 1.95}}}) == 1_950_000
+    assert cost_micros({"meta": {"usage": {"credits_used": 120_000}}}) == 60_000  # $1 = 2,000,000 credits
+    for payload in (
+        {},
+        {"meta": None},
+        {"meta": {"usage": None}},
+        {"meta": {"usage": {"credits_used": "lots"}}},
+    ):
+        assert cost_micros(payload) is None
+
+
 def test_parse_retry_after_and_poll_after() -> None:
     assert parse_retry_after({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
     assert parse_retry_after({"retry-after": "3"}) == 3.0
@@ -290,6 +362,8 @@ def test_parse_retry_after_and_poll_after() -> None:
         (500, ErrorDetails("oops"), ServerError),
         (503, ErrorDetails("overloaded"), ServerError),
         (200, ErrorDetails("task not exist", code="task_not_exist"), NotFoundError),
+        (400, ErrorDetails("task_not_exist", code="task_not_exist"), NotFoundError),
+        (429, ErrorDetails("model not found upstream"), RateLimitedError),
         (200, ErrorDetails("bad prompt"), InvalidRequestError),
     ],
 )
@@ -377,12 +451,7 @@ def image_file(tmp_path: Path, width: int = 1280, height: int = 720) -> Referenc
 
 
 async def make(client: VideoClient, **overrides: Any) -> Video:
-    request: dict[str, Any] = {
-        "prompt": "a red fox in snow",
-        "model": "sora-2",
-        "size": "1280x720",
-        "seconds": 4,
-    }
+    request: dict[str, Any] = {"prompt": "a red fox in snow", "model": SORA, "size": "1280x720", "seconds": 4}
     return await client.create(**{**request, **overrides})
 
 
@@ -507,12 +576,75 @@ async def test_truncated_download_leaves_no_file(session: aiohttp.ClientSession,
     assert files_in(tmp_path) == []
 
 
+async def test_download_cap_by_announced_length(
+    client: OpenAIVideoClient, fake: FakeVideosAPI, sleeps: Sleeps, tmp_path: Path
+) -> None:
+    video = await make(client)
+    fake.complete(video.id)
+    size = (await fake.content_path(video.id)).stat().st_size
+    with pytest.raises(TooLargeError, match=f"{size - 1:,}-byte limit"):
+        await client.download(video, tmp_path / "clip.mp4", max_bytes=size - 1)
+    assert files_in(tmp_path) == [] and fake.count("GET", r"/videos/.*/content") == 1 and sleeps.delays == []
+    assert (
+        await client.download(video, tmp_path / "clip.mp4", max_bytes=size) == size
+    )  # exactly the cap is fine
+
+
+async def test_download_cap_stops_an_endless_stream(session: aiohttp.ClientSession, tmp_path: Path) -> None:
+    """A CDN that streams without a Content-Length and never stops on its own (it gives up at 64 MiB)."""
+    sent = 0
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal sent
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nTransfer-Encoding: chunked\r\n\r\n")
+        chunk = b"\x00\x00\x00\x18ftypmp42" + bytes(65_524)
+        try:
+            while sent < 64 << 20:
+                writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                await writer.drain()
+                sent += len(chunk)
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        # The AI/ML API dialect has no content route: it fetches the result URL as given.
+        client = AimlapiVideoClient(f"http://127.0.0.1:{port}", "sk-test-key-123456", session, sleep=Sleeps())
+        video = Video(id="v", status=VideoStatus.COMPLETED, result_url=f"http://127.0.0.1:{port}/file.mp4")
+        with pytest.raises(TooLargeError):
+            await client.download(video, tmp_path / "clip.mp4", max_bytes=1 << 20)
+    assert sent < 64 << 20 and files_in(tmp_path) == []
+
+
+async def test_a_video_sent_as_thumbnail_is_refused(
+    client: OpenAIVideoClient, fake: FakeVideosAPI, sleeps: Sleeps, tmp_path: Path
+) -> None:
+    """New-API ignores ``variant``: the thumbnail route answers with the MP4."""
+    fake.variant_ignored = True
+    video = await make(client)
+    fake.complete(video.id)
+    with pytest.raises(UnexpectedContentError, match="sent the video where a picture was asked for"):
+        await client.download(video, tmp_path / "thumb.webp", variant="thumbnail")
+    assert (
+        files_in(tmp_path) == [] and sleeps.delays == [] and fake.calls[-1].query == {"variant": "thumbnail"}
+    )
+    fake.variant_ignored = False
+    await client.download(video, tmp_path / "thumb.webp", variant="thumbnail")
+    assert sniff_media((tmp_path / "thumb.webp").read_bytes()[:12]) == "webp"
+
+
 async def test_remix(client: OpenAIVideoClient, fake: FakeVideosAPI) -> None:
     source = await make(client)
     with pytest.raises(InvalidRequestError):
-        await client.remix(source.id, prompt="now at night")
+        await client.remix(source.id, prompt="now at night", model=SORA)
     fake.complete(source.id)
-    remix = await client.remix(source.id, prompt="now at night")
+    remix = await client.remix(source.id, prompt="now at night", model=SORA)
     assert (remix.remixed_from_video_id, remix.prompt, remix.size, remix.seconds) == (
         source.id,
         "now at night",
@@ -698,7 +830,7 @@ async def test_create_and_remix_do_not_retry_server_errors(
     fake.complete(source.id)
     fake.fail_next("POST", r"/videos/.*/remix", status)
     with pytest.raises(ServerError):
-        await client.remix(source.id, prompt="again")
+        await client.remix(source.id, prompt="again", model=SORA)
     assert fake.count("POST", r"/videos/.*/remix") == 1
     assert sleeps.delays == []
 
@@ -776,6 +908,150 @@ async def test_bare_key_auth(fake: FakeVideosAPI, session: aiohttp.ClientSession
     assert fake.calls[-1].headers["authorization"] == fake.api_key and video.id in fake.videos
 
 
+# -- /v1/videos gateways as they answer (providers.md §3, §7) --------------------------------------
+
+H3 = ModelSpec(id="minimax/h3", label="H3", seconds=tuple(range(4, 16)), sizes=("1344x768", "768x1344"))
+
+
+async def test_gateway_model_gets_its_seconds_as_a_string(
+    client: OpenAIVideoClient, fake: FakeVideosAPI
+) -> None:
+    video = await make(client, model=H3, seconds=15, size="768x1344", audio=True)  # no audio field here
+    assert fake.calls[-1].form == {
+        "prompt": "a red fox in snow",
+        "model": "minimax/h3",
+        "seconds": "15",
+        "size": "768x1344",
+    }
+    assert (video.model, video.seconds, video.size) == ("minimax/h3", 15, "768x1344")
+
+
+async def test_task_not_exist_ends_the_job(
+    client: OpenAIVideoClient, fake: FakeVideosAPI, sleeps: Sleeps
+) -> None:
+    fake.task_not_exist_400 = True
+    video = await make(client)
+    fake.vanish(video.id)
+    with pytest.raises(NotFoundError) as raised:
+        await client.retrieve(video.id)
+    assert (raised.value.status, raised.value.code) == (400, "task_not_exist")
+    assert sleeps.delays == [] and fake.count("GET", r"/videos/[^/]+") == 1
+
+
+async def test_no_list_route_means_cannot_confirm(
+    client: OpenAIVideoClient, fake: FakeVideosAPI, session: aiohttp.ClientSession, sleeps: Sleeps
+) -> None:
+    """ "Listed and found nothing" and "could not look" are different answers."""
+    fresh = OpenAIVideoClient(fake.base_url, fake.api_key, session)
+    assert (await fresh.list_recent()).videos == ()  # a real, empty list is not an error
+    await make(client)
+    fake.no_list_route = True
+    assert client.can_list
+    with pytest.raises(UnsupportedOperation, match=r"cannot list videos .*Invalid URL \(GET /v1/videos\)"):
+        await client.list_recent()
+    assert not client.can_list and fresh.can_list  # only the client that asked learned it
+    with pytest.raises(UnsupportedOperation):
+        await client.list_recent()
+    assert fake.count("GET", "/videos") == 2 and sleeps.delays == []  # asked once, never retried
+
+
+@pytest.mark.parametrize("key", ["video_url", "url", "metadata.url"])
+async def test_result_link_wherever_the_gateway_puts_it(
+    client: OpenAIVideoClient, fake: FakeVideosAPI, tmp_path: Path, key: str
+) -> None:
+    fake.gateway = True  # no content route: the file is only at the link
+    fake.result_url_key = key
+    video = await make(client)
+    fake.complete(video.id)
+    done = await client.retrieve(video.id)
+    assert done.result_url == f"{fake.cdn_origin}/files/{fake.videos[video.id].number}.mp4"
+    await client.download(done, tmp_path / "clip.mp4")
+    assert (tmp_path / "clip.mp4").read_bytes() == (await fake.content_path(video.id)).read_bytes()
+    assert fake.calls[-1].port == fake.cdn_port and "authorization" not in fake.calls[-1].headers
+
+
+@pytest.mark.parametrize(
+    ("upstream", "cls", "message"),
+    [
+        (
+            {
+                "error": {
+                    "message": "Your request was blocked by our moderation system.",
+                    "code": "moderation_blocked",
+                }
+            },
+            ModerationError,
+            "Your request was blocked by our moderation system.",
+        ),
+        (
+            {
+                "error": {
+                    "code": 400,
+                    "message": "durationSeconds must be 4, 6 or 8",
+                    "status": "INVALID_ARGUMENT",
+                }
+            },
+            InvalidRequestError,
+            "durationSeconds must be 4, 6 or 8",
+        ),
+        ("upstream said no", InvalidRequestError, "upstream said no"),
+    ],
+)
+async def test_upstream_rejection_reads_as_a_plain_reason(
+    client: OpenAIVideoClient, fake: FakeVideosAPI, upstream: Any, cls: type[VideoAPIError], message: str
+) -> None:
+    fake.reject_next_upstream(upstream)
+    with pytest.raises(VideoAPIError) as raised:
+        await make(client)
+    assert type(raised.value) is cls and raised.value.message == message
+    assert fake.count("POST", "/videos") == 1 and fake.videos == {}
+
+
+async def test_saturated_gateway_429_in_plain_text(
+    client: OpenAIVideoClient, fake: FakeVideosAPI, sleeps: Sleeps
+) -> None:
+    fake.saturate_next()
+    with pytest.raises(RateLimitedError) as raised:
+        await client.retrieve("task_x")
+    assert raised.value.message.startswith(SATURATED_MESSAGE)
+    fake.saturate_next()
+    video = await make(client)  # a 429 certainly was not accepted: the submission is retried
+    assert fake.count("POST", "/videos") == 2 and list(fake.videos) == [video.id] and len(sleeps.delays) == 1
+
+
+async def test_new_api_round_trip(
+    client: OpenAIVideoClient, fake: FakeVideosAPI, clock: ManualClock, tmp_path: Path
+) -> None:
+    """One job through a gateway that answers as New-API does, start to end."""
+    fake.act_as_new_api()
+    video = await make(client)
+    clock.advance(0.37)
+    running = await client.retrieve(video.id)
+    assert (running.status, running.progress, running.result_url) == (VideoStatus.IN_PROGRESS, 37, None)
+    clock.advance(1)
+    done = await client.retrieve(video.id)
+    assert done.status is VideoStatus.COMPLETED and done.result_url is not None
+    assert done.result_url.startswith(fake.cdn_origin)
+    assert (
+        await client.download(done, tmp_path / "clip.mp4")
+        == (await fake.content_path(video.id)).stat().st_size
+    )
+    with pytest.raises(UnexpectedContentError):
+        await client.download(done, tmp_path / "thumb.webp", variant="thumbnail")
+    with pytest.raises(UnsupportedOperation):
+        await client.list_recent()
+    with pytest.raises(NotFoundError):
+        await client.retrieve("task_lost")
+    assert files_in(tmp_path) == ["clip.mp4"]
+
+
+async def test_operations_a_dialect_lacks(client: OpenAIVideoClient, fake: FakeVideosAPI) -> None:
+    assert not client.can_cancel and await client.list_models() is None
+    with pytest.raises(UnsupportedOperation):
+        await client.cancel("video_x")
+    assert fake.calls == []
+
+
 async def test_ids_are_quoted_in_paths(client: OpenAIVideoClient, fake: FakeVideosAPI) -> None:
     with pytest.raises(NotFoundError):
         await client.retrieve("../videos?x=1")
@@ -784,61 +1060,144 @@ async def test_ids_are_quoted_in_paths(client: OpenAIVideoClient, fake: FakeVide
 
 # -- the AI/ML API dialect -------------------------------------------------------------------------
 
+VEO = ModelSpec(
+    id="google/veo-3.1-t2v",
+    label="Veo 3.1",
+    seconds=(4, 6, 8),
+    sizes=("1280x720", "720x1280"),
+    image=True,
+    audio=Audio.OPTIONAL,
+    wire={"image_model": "google/veo-3.1-i2v"},
+)
 
-def test_aimlapi_model_and_size_mapping() -> None:
-    assert provider_model("sora-2", with_image=False) == "openai/sora-2-t2v"
-    assert provider_model("sora-2-pro", with_image=True) == "openai/sora-2-pro-i2v"
-    assert provider_model("openai/sora-2-t2v", with_image=True) == "openai/sora-2-t2v"
-    assert neutral_model("openai/sora-2-pro-i2v") == "sora-2-pro" and neutral_model(None) is None
+
+@pytest.fixture
+def aiml(fake: FakeVideosAPI, session: aiohttp.ClientSession) -> VideoClient:
+    return create_video_client("AIMLAPI", fake.base_url, fake.api_key, session)  # the …/v1 base is fine
+
+
+def test_aimlapi_size_mapping() -> None:
     assert aspect_and_resolution("1280x720") == ("16:9", "720p")
+    assert aspect_and_resolution("720x1280") == ("9:16", "720p")
+    assert aspect_and_resolution("1920x1080") == ("16:9", "1080p")
     assert aspect_and_resolution("1024x1792") == ("9:16", "1080p")
-    with pytest.raises(InvalidRequestError):
-        aspect_and_resolution("big")
+    assert aspect_and_resolution("960x720") == ("4:3", "720p")
+    assert aspect_and_resolution("1080x1080") == ("1:1", "1080p")
+    assert aspect_and_resolution("2560x1080") == ("21:9", "1080p")
+    for bad in ("big", "0x720"):
+        with pytest.raises(InvalidRequestError):
+            aspect_and_resolution(bad)
 
 
 async def test_aimlapi_round_trip(
-    fake: FakeVideosAPI, session: aiohttp.ClientSession, clock: ManualClock, tmp_path: Path
+    aiml: VideoClient, fake: FakeVideosAPI, clock: ManualClock, tmp_path: Path
 ) -> None:
-    client = create_video_client("AIMLAPI", fake.base_url, fake.api_key, session)  # the …/v1 base is fine
-    assert isinstance(client, AimlapiVideoClient)
-    image = image_file(tmp_path, 720, 1280)
-    video = await client.create(prompt="a heron", model="sora-2", size="720x1280", seconds=4, image=image)
+    assert isinstance(aiml, AimlapiVideoClient)
+    video = await aiml.create(prompt="a heron", model=VEO, size="1280x720", seconds=4, audio=False)
     sent = fake.calls[-1]
     assert sent.path == "/v2/video/generations"
-    assert sent.json["model"] == "openai/sora-2-i2v"
-    assert (sent.json["duration"], sent.json["aspect_ratio"], sent.json["resolution"]) == (4, "9:16", "720p")
-    assert (
-        sent.json["image_url"]
-        == "data:image/webp;base64," + base64.b64encode(image.path.read_bytes()).decode()
+    assert sent.json == {
+        "model": "google/veo-3.1-t2v",
+        "prompt": "a heron",
+        "duration": 4,
+        "aspect_ratio": "16:9",
+        "resolution": "720p",
+        "generate_audio": False,
+    }
+    assert (video.model, video.size, video.seconds, video.prompt) == (
+        "google/veo-3.1-t2v",
+        "1280x720",
+        4,
+        "a heron",
     )
-    assert (video.model, video.size, video.seconds, video.prompt) == ("sora-2", "720x1280", 4, "a heron")
+    assert video.cost_micros == 1_600_000  # the answer's meta.usage: 4 s at the fake's $0.40
 
     clock.advance(0.5)
-    running = await client.retrieve(video.id)
-    assert running.status is VideoStatus.IN_PROGRESS and running.progress is None
+    running = await aiml.retrieve(video.id)
+    assert (
+        running.status is VideoStatus.IN_PROGRESS and running.progress is None and running.cost_micros is None
+    )
     assert fake.calls[-1].query == {"generation_id": video.id}
     assert "%3A" in fake.calls[-1].query_string and "%2F" in fake.calls[-1].query_string
     clock.advance(1)
-    done = await client.retrieve(video.id)
-    assert done.status is VideoStatus.COMPLETED and done.model is None
+    done = await aiml.retrieve(video.id)
+    assert done.status is VideoStatus.COMPLETED
 
-    await client.download(done, tmp_path / "clip.mp4")
+    await aiml.download(done, tmp_path / "clip.mp4")
     assert (tmp_path / "clip.mp4").read_bytes() == (await fake.content_path(video.id)).read_bytes()
     assert "authorization" not in fake.calls[-1].headers and fake.calls[-1].port == fake.cdn_port
 
-    for unsupported in (client.list_recent(), client.remix(video.id, prompt="x"), client.delete(video.id)):
+    unsupported = (
+        aiml.list_recent(),
+        aiml.remix(video.id, prompt="x", model=VEO),
+        aiml.delete(video.id),
+        aiml.cancel(video.id),
+    )
+    for call in unsupported:
         with pytest.raises(UnsupportedOperation):
-            await unsupported
+            await call
     with pytest.raises(UnsupportedOperation):
-        await client.download(done, tmp_path / "thumb.webp", variant="thumbnail")
+        await aiml.download(done, tmp_path / "thumb.webp", variant="thumbnail")
+    assert not aiml.can_list and not aiml.can_cancel and await aiml.list_models() is None
 
 
-async def test_aimlapi_errors(fake: FakeVideosAPI, session: aiohttp.ClientSession) -> None:
-    client = create_video_client("aimlapi", fake.root_url, fake.api_key, session)
-    with pytest.raises(InvalidRequestError, match="duration"):
-        await client.create(prompt="p", model="sora-2", size="1280x720", seconds=5)
+async def test_aimlapi_image_goes_to_the_image_model(
+    aiml: VideoClient, fake: FakeVideosAPI, tmp_path: Path
+) -> None:
+    image = image_file(tmp_path, 720, 1280)
+    video = await aiml.create(prompt="a heron", model=VEO, size="720x1280", seconds=8, image=image)
+    sent = fake.calls[-1].json
+    assert sent["model"] == "google/veo-3.1-i2v" and "generate_audio" not in sent  # no choice made: no flag
+    assert sent["image_url"] == "data:image/webp;base64," + base64.b64encode(image.path.read_bytes()).decode()
+    assert (sent["aspect_ratio"], sent["resolution"]) == ("9:16", "720p")
+    assert video.model == "google/veo-3.1-t2v" and fake.videos[video.id].size == "720x1280"
+    assert video.cost_micros == 3_200_000
+
+
+async def test_aimlapi_wire_hints(aiml: VideoClient, fake: FakeVideosAPI, tmp_path: Path) -> None:
+    h3 = ModelSpec(
+        id="minimax/h3",
+        label="H3",
+        seconds=(6,),
+        sizes=("1280x720",),
+        wire={"aspect_field": "ratio", "resolution": "2K"},
+    )
+    await aiml.create(
+        prompt="p", model=h3, size="1280x720", seconds=6, audio=True
+    )  # its sound is not optional
+    assert fake.calls[-1].json == {
+        "model": "minimax/h3",
+        "prompt": "p",
+        "duration": 6,
+        "ratio": "16:9",
+        "resolution": "2K",
+    }
+    wan = ModelSpec(
+        id="alibaba/wan-2-7-i2v",
+        label="Wan",
+        seconds=(5,),
+        sizes=("720x1280",),
+        image=True,
+        wire={"aspect_field": ""},
+    )
+    video = await aiml.create(
+        prompt="p", model=wan, size="720x1280", seconds=5, image=image_file(tmp_path, 720, 1280)
+    )
+    assert set(fake.calls[-1].json) == {"model", "prompt", "duration", "resolution", "image_url"}
+    assert fake.videos[video.id].size == "720x1280"
+
+
+async def test_aimlapi_failed_job_and_errors(
+    aiml: VideoClient, fake: FakeVideosAPI, session: aiohttp.ClientSession
+) -> None:
+    video = await aiml.create(prompt="p", model=VEO, size="1280x720", seconds=4)
+    fake.fail(video.id, code="ContentModerationError", message="The prompt was flagged")
+    failed = await aiml.retrieve(video.id)
+    assert failed.status is VideoStatus.FAILED and failed.error is not None and failed.error.is_moderation
+    with pytest.raises(InvalidRequestError, match="duration must be one of the following values: 4, 6, 8"):
+        await aiml.create(prompt="p", model=VEO, size="1280x720", seconds=5)
     with pytest.raises(NotFoundError, match="Generation not found"):
-        await client.retrieve("nope:openai/sora-2")
+        await aiml.retrieve("nope:google/veo-3.1-t2v")
     wrong = create_video_client("aimlapi", fake.root_url, "sk-wrong-key-0000000000", session)
     with pytest.raises(AuthenticationError):
         await wrong.retrieve("x")
@@ -848,11 +1207,11 @@ async def test_aimlapi_errors(fake: FakeVideosAPI, session: aiohttp.ClientSessio
 
 
 def test_factory_knows_the_dialects(session: aiohttp.ClientSession) -> None:
-    assert set(DIALECTS) == {"openai", "aimlapi"}
+    assert {"openai", "aimlapi"} <= set(DIALECTS)
     assert isinstance(
         create_video_client("openai", "https://api.openai.com/v1", "k", session), OpenAIVideoClient
     )
-    with pytest.raises(ValueError, match="aimlapi, openai"):
+    with pytest.raises(ValueError, match=r"expected one of: .*aimlapi, .*openai"):
         create_video_client("chat-ish", "https://x", "k", session)
     with pytest.raises(ValueError, match="absolute"):
         create_video_client("openai", "api.openai.com/v1", "k", session)

@@ -1,46 +1,78 @@
-"""The AI/ML API dialect: ``/v2/video/generations`` with ``openai/sora-2-t2v``-style model names.
+"""The AI/ML API dialect: ``POST /v2/video/generations`` (JSON), polled with ``GET ?generation_id=``.
 
-It has no listing, remix, delete or content route: the finished clip is fetched from the
-``video.url`` the status answer carries, and there is no progress figure.
+Models are served by AI/ML API's own ids (``google/veo-3.1-t2v``, ``alibaba/wan-2-7-t2v``, …), sent
+as the catalogue gives them. The request carries ``prompt``, ``duration`` (an integer), an aspect
+ratio and a resolution derived from the ``WxH`` size, ``image_url`` (a ``data:`` URL) with a first
+frame, and ``generate_audio`` when the model's sound is optional and the member chose.
+
+``ModelSpec.wire`` hints read here:
+
+- ``image_model``: the id to send instead when an image is given (AI/ML API splits many models
+  into a text-to-video and an image-to-video id, e.g. ``google/veo-3.1-i2v``).
+- ``aspect_field``: the name of the aspect-ratio field (default ``aspect_ratio``; ``ratio`` for
+  MiniMax H3); an empty string leaves it out.
+- ``resolution``: a fixed resolution to send (e.g. ``2K``) instead of the one derived from the
+  size; an empty string leaves it out.
+
+It has no listing, remix, delete, cancel or content route: the finished clip is fetched from the
+``video.url`` the status answer carries, and there is no progress figure. The submit answer
+reports what the job costs in ``meta.usage`` (``usd_spent``, or ``credits_used`` at 2,000,000
+credits per dollar); it becomes ``Video.cost_micros`` of the Video ``create`` returns (polls do
+not repeat it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import re
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from yarl import URL
+
+from bot.catalogue import Audio, ModelSpec
 
 from .base import BaseVideoClient
 from .errors import InvalidRequestError
 from .models import ReferenceImage, Video
+from .parsing import parse_amount, parse_usd_micros
 
 _GENERATIONS = ("v2", "video", "generations")
-
-
-def provider_model(model: str, *, with_image: bool) -> str:
-    """``sora-2`` → ``openai/sora-2-t2v`` (or ``-i2v`` with an image); names with a ``/`` pass as given."""
-    if "/" in model:
-        return model
-    return f"openai/{model}-{'i2v' if with_image else 't2v'}"
-
-
-def neutral_model(name: str | None) -> str | None:
-    """``openai/sora-2-pro-i2v`` → ``sora-2-pro``: the name the rest of the bot uses."""
-    if name is None:
-        return None
-    return re.sub(r"-[ti]2v$", "", name.removeprefix("openai/"))
+_ASPECT_RATIOS = ("21:9", "16:9", "4:3", "1:1", "3:4", "9:16")
+_RESOLUTIONS = ((480, "480p"), (720, "720p"), (1080, "1080p"), (2160, "4k"))  # by the short side
+CREDITS_PER_MICRO = 2  # AI/ML API: $1 = 2,000,000 credits = 1,000,000 micro-dollars
 
 
 def aspect_and_resolution(size: str) -> tuple[str, str]:
-    """``1280x720`` → ``("16:9", "720p")``; the short side decides the resolution."""
+    """``1280x720`` → ``("16:9", "720p")``: the nearest of AI/ML API's ratios and resolutions."""
     match = re.fullmatch(r"\s*(\d+)\s*[x×*]\s*(\d+)\s*", size)
-    if match is None:
+    if match is None or 0 in (int(match.group(1)), int(match.group(2))):
         raise InvalidRequestError(f"size must look like 1280x720, not {size!r}")
     width, height = int(match.group(1)), int(match.group(2))
-    return ("16:9" if width > height else "9:16"), ("720p" if min(width, height) <= 720 else "1080p")
+
+    def distance(ratio: str) -> float:
+        across, down = (int(part) for part in ratio.split(":"))
+        return abs(math.log(width / height) - math.log(across / down))
+
+    short = min(width, height)
+    resolution = min(_RESOLUTIONS, key=lambda entry: abs(entry[0] - short))[1]
+    return min(_ASPECT_RATIOS, key=distance), resolution
+
+
+def cost_micros(payload: Mapping[str, Any]) -> int | None:
+    """What ``meta.usage`` says a job cost, in micro-dollars (``usd_spent``, else ``credits_used``)."""
+    meta = payload.get("meta")
+    usage = meta.get("usage") if isinstance(meta, dict) else None
+    if not isinstance(usage, dict):
+        return None
+    usd = parse_usd_micros(usage.get("usd_spent"))
+    if usd is not None:
+        return usd
+    credits = parse_amount(usage.get("credits_used"))
+    return None if credits is None else round(credits / CREDITS_PER_MICRO)
 
 
 class AimlapiVideoClient(BaseVideoClient):
@@ -52,29 +84,46 @@ class AimlapiVideoClient(BaseVideoClient):
         return base_url.with_path(re.sub(r"/v[12]/?$", "", base_url.path))
 
     async def create(
-        self, *, prompt: str, model: str, size: str, seconds: int, image: ReferenceImage | None = None
+        self,
+        *,
+        prompt: str,
+        model: ModelSpec,
+        size: str,
+        seconds: int,
+        image: ReferenceImage | None = None,
+        audio: bool | None = None,
     ) -> Video:
         """Submit a job as JSON; the image travels inline as a ``data:`` URL. Retried only on 429."""
+        body = await self._request(prompt=prompt, model=model, size=size, seconds=seconds, image=image)
+        if audio is not None and model.audio is Audio.OPTIONAL:
+            body["generate_audio"] = audio
+        video = await self._submit(self._url(*_GENERATIONS), what="create video", json_body=body)
+        video = replace(video, cost_micros=cost_micros(video.raw))
+        return self._fill_known(video, prompt=prompt, model=model.id, size=size, seconds=seconds)
+
+    async def retrieve(self, video_id: str, locator: str | None = None) -> Video:
+        url = self._url(*_GENERATIONS, query={"generation_id": video_id})
+        payload, headers = await self._call("GET", url)
+        video = self._parse_video(payload, headers)
+        return replace(video, cost_micros=cost_micros(video.raw))
+
+    @staticmethod
+    async def _request(
+        *, prompt: str, model: ModelSpec, size: str, seconds: int, image: ReferenceImage | None
+    ) -> dict[str, Any]:
         aspect_ratio, resolution = aspect_and_resolution(size)
-        body: dict[str, object] = {
-            "model": provider_model(model, with_image=image is not None),
+        body: dict[str, Any] = {
+            "model": model.wire.get("image_model", model.id) if image is not None else model.id,
             "prompt": prompt,
             "duration": seconds,
-            "aspect_ratio": aspect_ratio,
-            "resolution": resolution,
         }
+        aspect_field = model.wire.get("aspect_field", "aspect_ratio")
+        if aspect_field:
+            body[aspect_field] = aspect_ratio
+        resolution = model.wire.get("resolution", resolution)
+        if resolution:
+            body["resolution"] = resolution
         if image is not None:
             encoded = base64.b64encode(await asyncio.to_thread(image.path.read_bytes)).decode("ascii")
             body["image_url"] = f"data:{image.mime_type};base64,{encoded}"
-        video = await self._submit(self._url(*_GENERATIONS), what="create video", json_body=body)
-        video = self._with_neutral_model(video)
-        return self._fill_known(video, prompt=prompt, model=model, size=size, seconds=seconds)
-
-    async def retrieve(self, video_id: str) -> Video:
-        url = self._url(*_GENERATIONS, query={"generation_id": video_id})
-        payload, headers = await self._call("GET", url)
-        return self._with_neutral_model(self._parse_video(payload, headers))
-
-    @staticmethod
-    def _with_neutral_model(video: Video) -> Video:
-        return replace(video, model=neutral_model(video.model))
+        return body

@@ -17,16 +17,21 @@ from urllib.parse import quote, urlencode
 import aiohttp
 from yarl import URL
 
+from bot.catalogue import ModelSpec
+
 from .errors import (
     NotFoundError,
     ProviderUnavailableError,
     RateLimitedError,
+    TooLargeError,
+    UnexpectedContentError,
     UnsupportedOperation,
     VideoAPIError,
     error_for_status,
 )
 from .models import ReferenceImage, Video, VideoPage
 from .parsing import (
+    SNIFF_BYTES,
     ErrorDetails,
     error_details,
     is_error_envelope,
@@ -34,6 +39,7 @@ from .parsing import (
     parse_poll_after,
     parse_retry_after,
     parse_video,
+    sniff_media,
 )
 from .retry import RetryPolicy
 
@@ -52,6 +58,7 @@ _MAX_JSON_BYTES = 8 << 20
 _MAX_ERROR_BYTES = 64 << 10
 _READ_CHUNK = 64 << 10
 _WRITE_BATCH = 1 << 20  # bytes collected before one write in a worker thread
+_IMAGES = frozenset({"jpeg", "png", "webp"})  # what a thumbnail or spritesheet may be
 
 
 class BaseVideoClient(ABC):
@@ -62,6 +69,11 @@ class BaseVideoClient(ABC):
     """
 
     dialect: ClassVar[str]
+    #: True when ``cancel`` can stop a job at the provider.
+    can_cancel: bool = False
+    #: True when ``list_recent`` can look up a lost submission; a client may turn it off for itself
+    #: once the provider shows it has no list.
+    can_list: bool = False
 
     def __init__(
         self,
@@ -99,45 +111,67 @@ class BaseVideoClient(ABC):
 
     @abstractmethod
     async def create(
-        self, *, prompt: str, model: str, size: str, seconds: int, image: ReferenceImage | None = None
+        self,
+        *,
+        prompt: str,
+        model: ModelSpec,
+        size: str,
+        seconds: int,
+        image: ReferenceImage | None = None,
+        audio: bool | None = None,
     ) -> Video: ...
 
     @abstractmethod
-    async def retrieve(self, video_id: str) -> Video: ...
+    async def retrieve(self, video_id: str, locator: str | None = None) -> Video: ...
 
     async def list_recent(self, *, limit: int = 100, after: str | None = None) -> VideoPage:
         raise UnsupportedOperation(f"the {self.dialect} dialect cannot list videos")
 
-    async def remix(self, video_id: str, *, prompt: str) -> Video:
+    async def remix(
+        self, video_id: str, *, prompt: str, model: ModelSpec, locator: str | None = None
+    ) -> Video:
         raise UnsupportedOperation(f"the {self.dialect} dialect cannot remix videos")
+
+    async def cancel(self, video_id: str, locator: str | None = None) -> bool:
+        raise UnsupportedOperation(f"the {self.dialect} dialect cannot cancel videos")
+
+    async def list_models(self) -> list[ModelSpec] | None:
+        """The models the provider says it serves; None here: this dialect publishes no list."""
+        return None
 
     async def delete(self, video_id: str) -> None:
         raise UnsupportedOperation(f"the {self.dialect} dialect cannot delete videos")
 
-    async def download(self, video: Video, dest: Path, *, variant: str = "video") -> int:
+    async def download(
+        self, video: Video, dest: Path, *, variant: str = "video", max_bytes: int | None = None
+    ) -> int:
         """Stream one asset of a finished video to ``dest``; returns the number of bytes written.
 
         Uses the dialect's content route when it has one; for the video itself it falls back to
         the result URL the provider gave (``video.result_url``, or a fresh ``retrieve``) when
-        that route is missing or answers 404.
+        that route is missing or answers 404. More than ``max_bytes`` raises TooLargeError; an
+        image variant that is not an image (gateways ignore ``variant`` and send the video)
+        raises UnexpectedContentError. Neither leaves a file behind.
         """
         content_url = self._content_url(video.id, variant)
         missing: NotFoundError | None = None
         if content_url is not None:
             try:
-                return await self._fetch(content_url, dest, video.id)
+                return await self._fetch(
+                    content_url, dest, video.id, max_bytes=max_bytes, image=variant != "video"
+                )
             except NotFoundError as exc:
                 if variant != "video":
                     raise
                 missing = exc
         elif variant != "video":
             raise UnsupportedOperation(f"the {self.dialect} dialect only offers the video itself")
-        result_url = video.result_url or (await self.retrieve(video.id)).result_url
+        result_url = video.result_url or (await self.retrieve(video.id, video.locator)).result_url
         if result_url is None:
             raise missing or NotFoundError(f"video {video.id} has no downloadable result (yet)")
         if missing is not None:
             log.info("video %s is not at the content route; using its result URL", video.id)
-        return await self._fetch(URL(result_url, encoded=True), dest, video.id)
+        return await self._fetch(URL(result_url, encoded=True), dest, video.id, max_bytes=max_bytes)
 
     def _content_url(self, video_id: str, variant: str) -> URL | None:
         """Where the dialect serves a video's bytes, or None if only result URLs exist."""
@@ -211,8 +245,19 @@ class BaseVideoClient(ABC):
         )
         return self._parse_video(payload, headers)
 
-    async def _fetch(self, url: URL, dest: Path, video_id: str) -> int:
-        return await self._retrying(lambda: self._download_to(url, dest), what=f"download {video_id}")
+    async def _fetch(
+        self,
+        url: URL,
+        dest: Path,
+        video_id: str,
+        *,
+        max_bytes: int | None = None,
+        image: bool = False,
+    ) -> int:
+        return await self._retrying(
+            lambda: self._download_to(url, dest, max_bytes=max_bytes, image=image),
+            what=f"download {video_id}",
+        )
 
     async def _call(
         self,
@@ -265,11 +310,20 @@ class BaseVideoClient(ABC):
         details = replace(details, message=self._redact(details.message))
         return error_for_status(status, details, retry_after=retry_after)
 
-    async def _download_to(self, url: URL, dest: Path) -> int:
+    async def _download_to(
+        self,
+        url: URL,
+        dest: Path,
+        *,
+        max_bytes: int | None = None,
+        image: bool = False,
+    ) -> int:
         """Stream ``url`` into ``dest`` through a temporary file in the same folder.
 
         The temporary file is renamed only when complete (and as long as announced), so ``dest``
-        never holds a partial video; on any failure or cancellation it is removed.
+        never holds a partial video; on any failure or cancellation it is removed. Streaming stops
+        as soon as more than ``max_bytes`` arrived (or were announced); with ``image``, the bytes
+        must be a JPEG, PNG or WebP picture (see :func:`sniff_media`).
         """
         temp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
         done = False
@@ -286,9 +340,13 @@ class BaseVideoClient(ABC):
                     raise self._error(404, parse_error_body(body, reason="no content at this URL"))
                 # With a Content-Encoding the announced length is that of the encoded body.
                 expected = None if resp.headers.get("Content-Encoding") else resp.content_length
-                written = await _stream_to_file(resp, temp)
+                if max_bytes is not None and expected is not None and expected > max_bytes:
+                    raise _too_large(max_bytes, announced=expected)
+                written, head = await _stream_to_file(resp, temp, max_bytes)
             if expected is not None and written != expected:
                 raise ProviderUnavailableError(f"download ended after {written} of {expected} bytes")
+            if image and sniff_media(head) not in _IMAGES:
+                raise _not_an_image(sniff_media(head))
             await asyncio.to_thread(os.replace, temp, dest)
             done = True
             return written
@@ -318,15 +376,26 @@ async def _read_text(resp: aiohttp.ClientResponse) -> str:
     return (await _read_limited(resp, _MAX_ERROR_BYTES, truncate=True)).decode("utf-8", "replace")
 
 
-async def _stream_to_file(resp: aiohttp.ClientResponse, path: Path) -> int:
-    """Copy the body to ``path`` without holding it in memory or blocking the loop on disk I/O."""
+async def _stream_to_file(
+    resp: aiohttp.ClientResponse, path: Path, max_bytes: int | None
+) -> tuple[int, bytes]:
+    """Copy the body to ``path`` without holding it in memory or blocking the loop on disk I/O.
+
+    Returns the number of bytes and the first :data:`SNIFF_BYTES` of them; raises TooLargeError
+    as soon as more than ``max_bytes`` arrived.
+    """
     written = 0
+    head = b""
     batch = bytearray()
     file = await asyncio.to_thread(path.open, "wb")
     try:
         async for chunk in resp.content.iter_chunked(_READ_CHUNK):
-            batch += chunk
             written += len(chunk)
+            if max_bytes is not None and written > max_bytes:
+                raise _too_large(max_bytes)
+            if len(head) < SNIFF_BYTES:
+                head = (head + chunk)[:SNIFF_BYTES]
+            batch += chunk
             if len(batch) >= _WRITE_BATCH:
                 await asyncio.to_thread(file.write, batch)
                 batch.clear()
@@ -334,4 +403,14 @@ async def _stream_to_file(resp: aiohttp.ClientResponse, path: Path) -> int:
             await asyncio.to_thread(file.write, batch)
     finally:
         file.close()  # synchronous so it also happens when the task is being cancelled
-    return written
+    return written, head
+
+
+def _too_large(limit: int, *, announced: int | None = None) -> TooLargeError:
+    size = f" ({announced:,} bytes announced)" if announced is not None else ""
+    return TooLargeError(f"download stopped: the file is larger than the {limit:,}-byte limit{size}")
+
+
+def _not_an_image(kind: str | None) -> UnexpectedContentError:
+    what = "the video" if kind in ("mp4", "webm") else "something that is not an image"
+    return UnexpectedContentError(f"the provider sent {what} where a picture was asked for")

@@ -70,7 +70,19 @@ class ProviderUnavailableError(VideoAPIError):
 
 
 class UnsupportedOperation(VideoAPIError):
-    """This dialect cannot do the operation (e.g. listing or remixing at the AI/ML API)."""
+    """This dialect or provider cannot do the operation (e.g. listing or remixing at the AI/ML API).
+
+    From ``list_recent`` it means "could not look", never "looked and found nothing": a lost
+    submission cannot be confirmed or ruled out there (an admin can check the provider's dashboard).
+    """
+
+
+class TooLargeError(VideoAPIError):
+    """A download went past the ``max_bytes`` it was allowed; nothing was kept. Not retried."""
+
+
+class UnexpectedContentError(VideoAPIError):
+    """The provider sent bytes of the wrong kind, e.g. the video where a thumbnail was asked for."""
 
 
 def error_for_status(
@@ -79,7 +91,8 @@ def error_for_status(
     """Build the exception that matches an HTTP error answer.
 
     A 2xx ``status`` means an error envelope inside a success answer (some gateways do that);
-    it is classified like a 400 unless it says the thing does not exist.
+    it is classified like a 400. A 4xx that says the thing does not exist (New-API answers an
+    unknown task with 400 ``task_not_exist``) is a NotFoundError, so nobody polls a lost job for hours.
     """
     code, message = details.code, details.message
     cls: type[VideoAPIError]
@@ -87,7 +100,7 @@ def error_for_status(
         cls = BillingError
     elif status in (401, 403):
         cls = AuthenticationError
-    elif status in (404, 410) or (status < 400 and _names_missing_thing(code, message)):
+    elif status in (404, 410) or (_may_mean_missing(status) and _names_missing_thing(code, message)):
         cls = NotFoundError
     elif status == 429:
         cls = RateLimitedError
@@ -100,6 +113,11 @@ def error_for_status(
     return cls(
         message, status=status, code=code, type=details.type, param=details.param, retry_after=retry_after
     )
+
+
+def _may_mean_missing(status: int) -> bool:
+    """An error envelope in a 2xx answer, or a plain 400/422: either may be "no such thing" in disguise."""
+    return status < 400 or status in (400, 422)
 
 
 def _names_missing_thing(*texts: str | None) -> bool:

@@ -14,10 +14,12 @@ import math
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+
+from bot.money import MICROS_PER_DOLLAR
 
 from .models import Video, VideoError, VideoPage, VideoStatus
 
@@ -143,14 +145,16 @@ def _find_url(payload: Mapping[str, Any]) -> str | None:
 
 def _parse_video_error(payload: Mapping[str, Any]) -> VideoError | None:
     error = payload.get("error")
-    if isinstance(error, dict):
-        code, message = _text(error.get("code")), _text(error.get("message"))
-        if code or message:
-            return VideoError(code=code, message=message)
-    elif _text(error):
-        return VideoError(code=None, message=_text(error))
-    reason = _text(payload.get("fail_reason")) or _text(payload.get("failure_reason"))
-    return VideoError(code=None, message=reason) if reason else None
+    code: str | None = None
+    if isinstance(error, dict):  # AI/ML API names its code ``name``
+        code = _text(error.get("code")) or _text(error.get("name"))
+        message = _text(error.get("message"))
+    else:
+        message = _text(error) or _text(payload.get("fail_reason")) or _text(payload.get("failure_reason"))
+    if message:
+        plain = _unnest(ErrorDetails(message=message, code=code))
+        code, message = plain.code, plain.message
+    return VideoError(code=code, message=message) if code or message else None
 
 
 def _size(payload: Mapping[str, Any]) -> str | None:
@@ -252,11 +256,38 @@ def error_details(data: Any, *, reason: str = "no details given") -> ErrorDetail
         or _text(data.get("msg"))
         or reason
     )
+    details = _unnest(
+        ErrorDetails(
+            message=message,
+            code=_text(source.get("code")),
+            type=_text(source.get("type")),
+            param=_text(source.get("param")),
+        )
+    )
+    return replace(details, message=details.message[:_MAX_MESSAGE])
+
+
+def _unnest(details: ErrorDetails) -> ErrorDetails:
+    """The upstream's own reason when ``message`` is an error answer as a JSON string.
+
+    New-API relays an upstream refusal as ``{"code": "fail_to_fetch_task", "message": "<upstream
+    JSON>"}``; the member should read the upstream's words, and its code (a moderation code, say)
+    decides how the refusal is handled.
+    """
+    if not details.message.lstrip().startswith("{"):
+        return details
+    try:
+        inner = json.loads(details.message)
+    except ValueError:
+        return details
+    found = error_details(inner, reason="")
+    if not found.message:
+        return details
     return ErrorDetails(
-        message=message[:_MAX_MESSAGE],
-        code=_text(source.get("code")),
-        type=_text(source.get("type")),
-        param=_text(source.get("param")),
+        message=found.message,
+        code=found.code or details.code,
+        type=found.type or details.type,
+        param=found.param or details.param,
     )
 
 
@@ -268,6 +299,38 @@ def is_error_envelope(payload: Any) -> bool:
         return True
     code = payload.get("code")
     return code is not None and str(code).lower() not in _SUCCESS_CODES and payload.get("data") is None
+
+
+def parse_amount(value: object) -> float | None:
+    """A count or amount (a number or numeric string); None unless finite and >= 0."""
+    number = _number(value)
+    return number if number is not None and number >= 0 else None
+
+
+def parse_usd_micros(value: object) -> int | None:
+    """A USD amount (a number or numeric string) as integer micro-dollars; None unless finite and >= 0."""
+    number = parse_amount(value)
+    return None if number is None else round(number * MICROS_PER_DOLLAR)
+
+
+#: How many first bytes :func:`sniff_media` needs.
+SNIFF_BYTES = 12
+
+
+def sniff_media(head: bytes) -> str | None:
+    """What a file is by its first bytes: ``mp4`` (any ISO-BMFF ``ftyp`` file: MP4, MOV), ``webm``,
+    ``jpeg``, ``png``, ``webp``; None when none of these."""
+    if head[4:8] == b"ftyp":
+        return "mp4"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "webm"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    return None
 
 
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
