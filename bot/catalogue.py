@@ -347,17 +347,22 @@ _KEYS: dict[str, tuple[str, Callable[[object], Any]]] = {
 _ALL_KEYS = sorted([*_KEYS, "usd_per_second", "recommended"])
 
 
-def read_models_file(path: Path, *, setting: str = MODELS_SETTING) -> dict[str, Entry]:
-    """The entries of a model file (format in the module docstring), by lower-case id.
+def read_models_file(
+    path: Path, builtin: Mapping[str, ModelSpec], *, setting: str = MODELS_SETTING
+) -> tuple[dict[str, Entry], dict[str, ModelSpec]]:
+    """A model file's entries by lower-case id, and the specs they make on top of `builtin`.
 
-    Checks each entry on its own; whether a partial entry is allowed is the catalogue's call. Raises
-    `PriceFileError` naming `setting`.
+    Raises `PriceFileError` naming `setting`, with every problem of the file at once.
     """
     problems: list[str] = []
     entries = parse_models(read_table_file(path, setting=setting), problems)
+    specs = {
+        key: _check(builtin.get(key), entry, f"model {entry.id!r}", problems)
+        for key, entry in entries.items()
+    }
     if problems:
         raise PriceFileError(path, problems, setting=setting)
-    return entries
+    return entries, {key: spec for key, spec in specs.items() if spec is not None}
 
 
 def parse_models(data: object, problems: list[str]) -> dict[str, Entry]:
@@ -486,11 +491,12 @@ class Catalogue:
         if family not in FAMILIES:
             raise ValueError(f"unknown provider family {family!r}; expected one of: {', '.join(FAMILIES)}")
         builtin_path = data_dir / f"{family}.toml"
-        entries = read_models_file(builtin_path, setting=BUILTIN_SETTING) if builtin_path.is_file() else {}
-        builtin = _checked_layer(builtin_path, entries, {}, BUILTIN_SETTING)
-        overrides = read_models_file(models_file) if models_file is not None else {}
-        if models_file is not None:
-            _checked_layer(models_file, overrides, builtin, MODELS_SETTING)
+        entries, builtin = (
+            read_models_file(builtin_path, {}, setting=BUILTIN_SETTING)
+            if builtin_path.is_file()
+            else ({}, {})
+        )
+        overrides = read_models_file(models_file, builtin)[0] if models_file is not None else {}
         flags = {key: bool(entry.recommended) for key, entry in entries.items()}
         flags.update(
             {key: entry.recommended for key, entry in overrides.items() if entry.recommended is not None}
@@ -644,20 +650,6 @@ class Catalogue:
         if change.added:
             log.info("%s lists %d more model(s): %s", self.family, len(change.added), ", ".join(change.added))
         return change
-
-
-def _checked_layer(
-    path: Path, entries: Mapping[str, Entry], builtin: Mapping[str, ModelSpec], setting: str
-) -> dict[str, ModelSpec]:
-    """Each entry applied to its built-in model (or alone); raises `PriceFileError` with every problem."""
-    problems: list[str] = []
-    specs = {
-        key: _check(builtin.get(key), entry, f"model {entry.id!r}", problems)
-        for key, entry in entries.items()
-    }
-    if problems:
-        raise PriceFileError(path, problems, setting=setting)
-    return {key: spec for key, spec in specs.items() if spec is not None}
 
 
 def _confirmed(base: ModelSpec, listed: ModelSpec) -> ModelSpec:
