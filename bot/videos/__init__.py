@@ -26,8 +26,10 @@ from .errors import (
     UnsupportedOperation,
     VideoAPIError,
 )
+from .fal import FalVideoClient
 from .models import ReferenceImage, Video, VideoError, VideoPage, VideoStatus
 from .openai import OpenAIVideoClient
+from .openrouter import OpenRouterVideoClient
 from .retry import RetryPolicy
 
 
@@ -78,6 +80,8 @@ class VideoClient(Protocol):
 DIALECTS: dict[str, type[BaseVideoClient]] = {
     OpenAIVideoClient.dialect: OpenAIVideoClient,
     AimlapiVideoClient.dialect: AimlapiVideoClient,
+    OpenRouterVideoClient.dialect: OpenRouterVideoClient,
+    FalVideoClient.dialect: FalVideoClient,
 }
 
 

@@ -292,8 +292,10 @@ def _unnest(details: ErrorDetails) -> ErrorDetails:
 
 
 def is_error_envelope(payload: Any) -> bool:
-    """True for a 2xx answer that is really an error (``{"error": {...}}`` or New-API ``code`` != success)."""
-    if not isinstance(payload, dict) or any(key in payload for key in _ID_KEYS):
+    """True for a 2xx answer that is really an error (``{"error": {...}}`` or New-API ``code`` != success).
+
+    An answer that names its job is a status, even with an ``error`` (fal's ``request_id``: a failed run)."""
+    if not isinstance(payload, dict) or any(key in payload for key in (*_ID_KEYS, "request_id")):
         return False
     if isinstance(payload.get("error"), dict | str) and payload.get("error"):
         return True
