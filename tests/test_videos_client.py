@@ -406,6 +406,8 @@ def test_what_is_retryable() -> None:
         AuthenticationError("x", status=401),
         NotFoundError("x", status=404),
         UnsupportedOperation("x"),
+        TooLargeError("x"),
+        UnexpectedContentError("x"),
         ValueError("x"),
     ):
         assert not policy.is_retryable(error)
