@@ -281,9 +281,10 @@ async def _apply(connection: asyncpg.Connection, version: int, name: str, script
 def _unreachable(url: str, exc: Exception) -> str:
     """Why `url` cannot be used, naming the user, host and database but never a password."""
     reason = str(exc).strip() or type(exc).__name__
-    for secret in _secrets(url):
-        reason = reason.replace(secret, "***")
-    return f"Cannot use the PostgreSQL database at {_without_secrets(url)}: {reason}"
+    message = f"Cannot use the PostgreSQL database at {_without_secrets(url)}: {reason}"
+    for secret in _secrets(url):  # wherever a password ended up (a misplaced one can look like a port)
+        message = message.replace(secret, "***")
+    return message
 
 
 def _secrets(url: str) -> set[str]:

@@ -89,16 +89,15 @@ def find_bindir() -> Path:
     )
 
 
-def _server_user() -> str | None:
-    """Whom to run the server as: None for the current user, a system user when we are root."""
+def _server_user() -> pwd.struct_passwd | None:
+    """Whom to run the server as: None for the current user; a system user when we are root."""
     if os.geteuid() != 0:
         return None
     for name in ("postgres", "nobody"):
         try:
-            pwd.getpwnam(name)
+            return pwd.getpwnam(name)
         except KeyError:
             continue
-        return name
     raise PostgresUnavailable("running as root, and neither a postgres nor a nobody user exists")
 
 
@@ -108,8 +107,13 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _run(command: list[str], user: str | None, cwd: Path) -> None:
-    prefix = ["runuser", "-u", user, "--"] if user else []
+def _give(path: Path, user: pwd.struct_passwd | None) -> None:
+    if user:
+        os.chown(path, user.pw_uid, user.pw_gid)
+
+
+def _run(command: list[str], user: pwd.struct_passwd | None, cwd: Path) -> None:
+    prefix = ["runuser", "-u", user.pw_name, "--"] if user else []
     done = subprocess.run(prefix + command, cwd=cwd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise PostgresUnavailable(
@@ -124,14 +128,11 @@ def running_postgres() -> Iterator[PostgresServer]:
     user = _server_user()
     root = Path(tempfile.mkdtemp(prefix="soracord-pg-"))
     try:
-        if user:
-            entry = pwd.getpwnam(user)
-            os.chown(root, entry.pw_uid, entry.pw_gid)
+        _give(root, user)
         password = secrets.token_urlsafe(16)
         password_file = root / "password"
         password_file.write_text(password)
-        if user:
-            os.chown(password_file, entry.pw_uid, entry.pw_gid)
+        _give(password_file, user)
         data = root / "data"
         _run(
             [

@@ -4,7 +4,10 @@ budgets that stay race-proof across two connection pools."""
 from __future__ import annotations
 
 import asyncio
+import re
+import shutil
 import socket
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +25,8 @@ from tests.test_quotas import ALICE, BOB, DEFAULTS, GUILD, Clock, accept, add_jo
 if TYPE_CHECKING:
     from tests.pg import PostgresServer
 
-pytest_plugins = ("tests.pg",)
+pytest_plugins = ("tests.pg", "pytester")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -189,20 +193,25 @@ async def test_a_transaction_cancelled_midway_is_rolled_back(pg: PostgresDatabas
 async def test_a_bad_url_or_server_is_one_plain_error_without_the_password(
     postgres_server: PostgresServer, postgres_url: str
 ) -> None:
-    secret = "s3cr3t-pa55"
+    wrong = "s3cr3t-pa55"
     server = f"{postgres_server.host}:{postgres_server.port}"
     database = postgres_url.rsplit("/", 1)[1]
     with socket_closed() as port:
-        cases = {
-            f"postgresql://soracord:{secret}@{server}/{database}": "password authentication failed",
-            f"postgresql://soracord:{secret}@127.0.0.1:{port}/{database}": f"127.0.0.1:{port}",
-            f"postgresql://soracord@{server}/{database}?password={secret}": "password authentication failed",
-            f"postgresql://soracord:{secret}@{server}/missing": "missing",
-            f"mysql://soracord:{secret}@{server}/{database}": "scheme",
-            f"postgresql://soracord:{secret}@{postgres_server.host}:port/{database}": "port",
-            f"postgresql://soracord:{secret}@[::1/{database}": "malformed",
-        }
-        for url, hint in cases.items():
+        cases = [
+            (f"postgresql://soracord:{wrong}@{server}/{database}", wrong, "password authentication failed"),
+            (f"postgresql://soracord@{server}/{database}?password={wrong}", wrong, "password authentication"),
+            (postgres_server.url("missing"), postgres_server.password, 'database "missing" does not exist'),
+            (
+                postgres_url.replace(server, f"127.0.0.1:{port}"),
+                postgres_server.password,
+                f"127.0.0.1:{port}",
+            ),
+            (f"mysql://soracord:{wrong}@{server}/{database}", wrong, "scheme"),
+            # The parser quotes the bad port, which here is the password: it is blotted out.
+            (f"postgresql://soracord:{wrong}@{postgres_server.host}:{wrong}/{database}", wrong, "'***'"),
+            ("postgresql://soracord:p%40ss%3Aw%C3%B6rd@[::1/db", "p@ss:wörd", "(malformed)"),
+        ]
+        for url, secret, hint in cases:
             with pytest.raises(DatabaseUnavailable) as raised:
                 await PostgresDatabase.open(url)
             message = str(raised.value)
@@ -217,6 +226,28 @@ def socket_closed() -> Iterator[int]:
     with socket.socket() as bound:
         bound.bind(("127.0.0.1", 0))
         yield bound.getsockname()[1]
+
+
+def test_a_server_that_cannot_start_fails_the_test_with_the_reason(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without PostgreSQL's programs a test that needs the server errors out, saying why: never a skip."""
+    pytester.makepyfile(
+        """
+        import tests.pg
+
+        tests.pg.DEBIAN_BINDIRS = "/nonexistent/*/bin"
+        pytest_plugins = ("tests.pg",)
+
+        def test_needs_a_server(postgres_server):
+            pass
+        """
+    )
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))  # Python, but no initdb or pg_ctl
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*PostgreSQL test server unavailable*run scripts/postgres-for-tests.sh*"])
 
 
 # --- migrations -------------------------------------------------------------------------------
@@ -302,6 +333,28 @@ async def test_the_postgres_migrations_mirror_the_sqlite_ones(pg: PostgresDataba
     assert sqlite_indexes <= {row["indexname"] for row in indexes}
     triggers = await pg.fetchall("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")
     assert sqlite_triggers <= {row["tgname"] for row in triggers}
+
+
+async def test_jobs_written_before_the_reliability_migration_get_a_nonce_each(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    for _, path in migration_files(POSTGRES_MIGRATIONS_DIR)[:2]:
+        shutil.copy(path, tmp_path)
+    db = await PostgresDatabase.open(postgres_url)
+    try:
+        await db.migrate(tmp_path)
+        old = [await add_job(db, GUILD, ALICE) for _ in range(2)]  # type: ignore[arg-type]
+        for _, path in migration_files(POSTGRES_MIGRATIONS_DIR):
+            shutil.copy(path, tmp_path)
+        assert "0003_reliability.sql" in await db.migrate(tmp_path)
+        new = await add_job(db, GUILD, ALICE, "queued")  # type: ignore[arg-type]
+        rows = await db.fetchall("SELECT id, nonce, alive_at, created_at FROM jobs ORDER BY id")
+    finally:
+        await db.close()
+    assert [row["id"] for row in rows] == [*old, new]
+    assert len({row["nonce"] for row in rows}) == 3
+    assert all(re.fullmatch(r"[0-9a-f]{20}", row["nonce"]) for row in rows)
+    assert [row["alive_at"] for row in rows] == [row["created_at"] for row in rows[:2]] + [None]
 
 
 # --- the ledger's rules in the database ------------------------------------------------------------
