@@ -182,7 +182,8 @@ class FalVideoClient(BaseVideoClient):
             raise ProviderUnavailableError("fal's result for this job has no video URL")
         return replace(video, result_url=url)
 
-    def _parse_video(self, payload: Any, headers: Mapping[str, str]) -> Video:  # type: ignore[override]
+    @staticmethod
+    def _parse_video(payload: Any, headers: Mapping[str, str]) -> Video:
         """A submission's answer: the queue status, whose three URLs become the locator."""
         return _queue_video(payload, None)
 
