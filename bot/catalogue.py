@@ -200,13 +200,13 @@ def format_rate(micros: int) -> str:
 
 def describe(spec: ModelSpec) -> str:
     """A choice's name: ``"Veo 3.1 · $0.40/s"``, ``"Sora 2 Pro · $0.30–$0.50/s · retired"``."""
-    prices = [per_second_micros(spec, size) for size in spec.sizes]
-    if not prices or None in prices:
-        price = "no price"
+    prices = [price for size in spec.sizes if (price := per_second_micros(spec, size)) is not None]
+    if not spec.sizes or len(prices) < len(spec.sizes):
+        rate = "no price"
     else:
-        low, high = min(p for p in prices if p is not None), max(p for p in prices if p is not None)
-        price = f"{format_rate(low)}/s" if low == high else f"{format_rate(low)}–{format_rate(high)}/s"
-    return " · ".join([spec.label, price, *(["retired"] if spec.retired else [])])
+        low, high = min(prices), max(prices)
+        rate = f"{format_rate(low)}/s" if low == high else f"{format_rate(low)}–{format_rate(high)}/s"
+    return " · ".join([spec.label, rate, *(["retired"] if spec.retired else [])])
 
 
 def unusable_reason(spec: ModelSpec) -> str | None:
@@ -437,8 +437,9 @@ def _spec(base: ModelSpec | None, entry: Entry) -> ModelSpec:
 def _check(base: ModelSpec | None, entry: Entry, where: str, problems: list[str]) -> ModelSpec | None:
     """The spec `entry` makes on top of `base`, or None after recording why it cannot be used."""
     if base is None and not entry.complete:
-        missing = " and ".join(key for key in REQUIRED_KEYS if key not in entry.fields)
-        problems.append(f"{where} needs {missing}: only a built-in model may be given in part.")
+        missing = [key for key in REQUIRED_KEYS if key not in entry.fields]
+        keys = " and ".join([", ".join(missing[:-1]), missing[-1]] if len(missing) > 1 else missing)
+        problems.append(f"{where} needs {keys}: only a built-in model may be given in part.")
         return None
     spec = _spec(base, entry)
     before = len(problems)
@@ -475,7 +476,6 @@ class Catalogue:
         self._recommended = [key.lower() for key in recommended]
         self._overrides = dict(overrides or {})
         self._prices = {name.lower(): price for name, price in (prices or {}).items()}
-        self._provider: dict[str, ModelSpec] | None = None
         self._models, self._withdrawn = self._merged(None)
 
     @classmethod
@@ -610,9 +610,9 @@ class Catalogue:
         Raises `RequestRefused` with a sentence the member can act on. (Prices: `estimate_micros`.)
         """
         offered = self.offered(video_models)
-        spec = next((spec for spec in offered if spec.id.lower() == model_id.strip().lower()), None)
+        spec = next((choice for choice in offered if choice.id.lower() == model_id.strip().lower()), None)
         if spec is None:
-            choices = ", ".join(spec.id for spec in offered) or "none"
+            choices = ", ".join(choice.id for choice in offered) or "none"
             raise RequestRefused(f"`{model_id}` is not offered here. Choose one of: {choices}.")
         if size.strip().lower() not in spec.sizes:
             sizes = ", ".join(size_label(allowed) for allowed in spec.sizes)
@@ -644,7 +644,7 @@ class Catalogue:
             added=tuple(models[key].id for key in now if key not in was),
             withdrawn=tuple(self._models[key].id for key in self._models if key in was and key in withdrawn),
         )
-        self._provider, self._models, self._withdrawn = listed, models, withdrawn
+        self._models, self._withdrawn = models, withdrawn
         for model_id in change.withdrawn:
             log.info("%s no longer lists %s; it is withdrawn from the choices", self.family, model_id)
         if change.added:
@@ -713,12 +713,11 @@ def specs_from_openrouter_models(payload: object) -> list[ModelSpec]:
         model_id = item["id"].strip()
         size_params = _openrouter_sizes(item)
         name = item.get("name")
+        label = name.strip() if isinstance(name, str) and name.strip() else model_id
         specs.append(
             ModelSpec(
                 id=model_id,
-                label=(name.strip() if isinstance(name, str) and name.strip() else model_id)[
-                    :MAX_LABEL_CHARS
-                ],
+                label=label[:MAX_LABEL_CHARS],
                 seconds=tuple(
                     sorted({s for s in _list(item.get("supported_durations")) if type(s) is int and s > 0})
                 ),
@@ -842,11 +841,12 @@ async def load_provider_models(db: Database, family: str) -> SavedProviderList |
     )
     if row is None:
         return None
-    problems: list[str] = []
     try:
-        entries = parse_models(json.loads(row["payload_json"], parse_float=Decimal), problems)
-    except ValueError as exc:
-        problems.append(f"not JSON ({exc})")
+        data = json.loads(row["payload_json"], parse_float=Decimal)
+    except ValueError:
+        data = None  # reported by parse_models like any other wrong shape
+    problems: list[str] = []
+    entries = parse_models(data, problems)
     if problems:
         log.warning("The saved %s model list cannot be read (%s); ignoring it", family, problems[0])
         return None

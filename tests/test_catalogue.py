@@ -348,7 +348,7 @@ remix = "frame"
         # Entries that are fine on their own are also checked against the built-in catalogue.
         "model 'acme/c': remix = \"frame\" needs image = true (a remix starts from the first frame).",
         "model 'acme/c', usd_per_second: '1920x1080' is not one of its sizes (1280x720).",
-        "model 'acme/d' needs label and seconds and sizes: only a built-in model may be given in part.",
+        "model 'acme/d' needs label, seconds and sizes: only a built-in model may be given in part.",
         "model 'muse-video': remix = \"frame\" needs image = true (a remix starts from the first frame).",
     ]
     lines = str(raised.value).splitlines()
@@ -645,11 +645,13 @@ async def test_the_provider_list_survives_a_restart_when_the_provider_is_down(
         wanted = [spec.id for spec in specs]
         assert restarted.offered(wanted) == live.offered(wanted) != []
 
-        await db.execute(
-            "UPDATE provider_models SET payload_json = ? WHERE family = ?", ('{"models": 1}', "openrouter")
-        )
-        with caplog.at_level(logging.WARNING, logger="bot.catalogue"):
-            assert await load_provider_models(db, "openrouter") is None
-        assert "The saved openrouter model list cannot be read" in caplog.text
+        for broken in ('{"models": 1}', "{not json"):
+            await db.execute(
+                "UPDATE provider_models SET payload_json = ? WHERE family = ?", (broken, "openrouter")
+            )
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="bot.catalogue"):
+                assert await load_provider_models(db, "openrouter") is None
+            assert "The saved openrouter model list cannot be read" in caplog.text
     finally:
         await db.close()
