@@ -363,7 +363,7 @@ async def test_submission_errors_map_to_what_the_bot_does_about_them(
     assert not isinstance(denied.value, BillingError)
 
 
-async def test_a_polling_url_on_another_host_is_not_followed(
+async def test_a_polling_url_elsewhere_is_not_followed_and_a_missing_one_keeps_ours(
     fake: FakeOpenRouter, client: OpenRouterVideoClient
 ) -> None:
     fake.fail_next(
@@ -374,6 +374,11 @@ async def test_a_polling_url_on_another_host_is_not_followed(
     )
     video = await client.create(prompt="p", model=WAN, size="1280x720", seconds=5)
     assert video.id == "job-1" and video.locator is None
+
+    job = await client.create(prompt="p", model=WAN, size="1280x720", seconds=5)
+    fake.fail_next("GET", f"/videos/{job.id}", 200, body={"id": job.id, "status": "in_progress"})
+    polled = await client.retrieve(job.id, job.locator)  # an answer without a polling_url keeps ours
+    assert polled.status is VideoStatus.IN_PROGRESS and polled.locator == job.locator
 
 
 async def test_the_model_list_becomes_catalogue_entries_the_fake_accepts(

@@ -133,7 +133,8 @@ class OpenRouterVideoClient(BaseVideoClient):
         """One status poll at the job's ``polling_url`` (its locator); not retried here."""
         url = URL(locator, encoded=True) if locator else self._url("videos", video_id)
         payload, headers = await self._call("GET", url)
-        return self._parse_video(payload, headers)
+        video = self._parse_video(payload, headers)
+        return video if video.locator else replace(video, locator=locator)
 
     async def list_models(self) -> list[ModelSpec]:
         """What ``GET /videos/models`` publishes, as catalogue entries."""
@@ -152,9 +153,10 @@ class OpenRouterVideoClient(BaseVideoClient):
         """The shared parsing plus OpenRouter's own fields: statuses, polling URL, cost, file URLs."""
         video = BaseVideoClient._parse_video(payload, headers)
         raw = video.raw
-        status = _STATUSES.get(str(raw.get("status", "")).strip().lower(), video.status)
+        said = str(raw.get("status", "")).strip().lower()
+        status = _STATUSES.get(said, video.status)
         error = video.error
-        if raw.get("status") == "expired" and error is None:
+        if said == "expired" and error is None:
             error = VideoError(code="expired", message=_EXPIRED)
         usage = raw.get("usage")
         return replace(
