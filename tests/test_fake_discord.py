@@ -645,3 +645,110 @@ async def test_global_limit_answers_a_global_429_and_discord_py_waits(
     statuses = [call.status for call in fake.calls_to("POST", r"^/channels/\d+/messages$")]
     assert statuses[:2] == [200, 429] and statuses[-1] == 200 and set(statuses[1:-1]) == {429}
     assert [m.content for m in fake.messages_in(world.channel)] == ["one", "two"]
+
+
+# ----------------------------------------------------------------- shards
+
+
+@dataclass
+class Shard:
+    """One process's bot on one shard, with the interaction ids it received."""
+
+    bot: commands.Bot
+    seen: list[int]
+
+
+def sharded_bot(shard_id: int, shard_count: int, errors: list[Exception]) -> Shard:
+    bot = make_bot(errors, [], shard_ids=[shard_id], shard_count=shard_count)
+    seen: list[int] = []
+
+    async def on_interaction(interaction: discord.Interaction) -> None:
+        seen.append(interaction.id)
+
+    bot.add_listener(on_interaction)
+    return Shard(bot, seen)
+
+
+async def test_two_processes_each_get_only_their_shards_guilds_and_interactions(fake: FakeDiscord) -> None:
+    fake.shards = 2
+    guilds = [fake.add_guild(f"server {n}", shard=(n % 2, 2)) for n in range(3)]  # shards 0, 1, 0
+    members = [fake.add_member(guild, f"member {n}") for n, guild in enumerate(guilds)]
+    errors: list[Exception] = []
+    shards = [sharded_bot(0, 2, errors), sharded_bot(1, 2, errors)]
+    async with fake.run_bot(shards[0].bot), fake.run_bot(shards[1].bot):
+        await shards[0].bot.tree.sync()
+        assert {guild.id for guild in shards[0].bot.guilds} == {guilds[0].id, guilds[2].id}
+        assert {guild.id for guild in shards[1].bot.guilds} == {guilds[1].id}
+        identifies = [frame["d"]["shard"] for frame in fake.gateway_received if frame["op"] == 2]
+        assert identifies == [[0, 2], [1, 2]]
+
+        commands_ = []
+        for guild, member in zip(guilds, members, strict=True):
+            interaction = await fake.dispatch_slash_command(
+                guild, guild.text_channels[0], member, "video", {"prompt": guild.name}, subcommand="generate"
+            )
+            answer = await interaction.wait_original(lambda m: not m.loading)
+            assert answer.content.startswith(f"queued '{guild.name}'")
+            commands_.append(interaction.id)
+
+        channel = guilds[1].text_channels[0]
+        sent = await (await text_channel(shards[1].bot, channel)).send("clip", view=RemixView())
+        click = await fake.click_component(fake.messages[sent.id], "remix:1", members[1])
+        await click.wait_response()
+        submit = await fake.submit_modal("remix-modal:1", {"prompt": "at dusk"}, members[1], channel)
+        assert (await submit.wait_original()).content == "remixing: at dusk"
+        assert shards[0].seen == [commands_[0], commands_[2]]
+        assert shards[1].seen == [commands_[1], click.id, submit.id]
+
+        await fake.drop_connection(shard_id=1)
+        await fake.wait_for(lambda: fake.gateway_connects == ["identify", "identify", "resume"])
+        again = await fake.dispatch_slash_command(
+            guilds[1],
+            guilds[1].text_channels[0],
+            members[1],
+            "video",
+            {"prompt": "back"},
+            subcommand="generate",
+        )
+        assert (await again.wait_original(lambda m: not m.loading)).content.startswith("queued 'back'")
+        assert shards[1].seen[-1] == again.id and len(shards[0].seen) == 2
+    assert errors == []
+
+
+async def test_one_auto_sharded_process_runs_every_shard_gateway_bot_names(fake: FakeDiscord) -> None:
+    fake.shards = 2
+    guilds = {fake.add_guild(f"server {n}", shard=(n, 2)).id for n in range(2)}
+    bot = make_bot([], [], sharded=True)
+    async with fake.run_bot(bot):
+        assert bot.shard_count == 2 and {guild.id for guild in bot.guilds} == guilds
+        assert {guild.shard_id for guild in bot.guilds} == {0, 1}
+        shard_count, url, limit = await bot.http.get_bot_gateway()
+    assert (shard_count, url) == (2, fake.gateway_url)
+    assert limit["remaining"] == limit["total"] - 2  # one session start per shard
+
+
+async def test_closing_with_1000_ends_the_session(fake: FakeDiscord) -> None:
+    """discord.py itself closes with 4000 (even in `Client.close`), so Discord keeps its session; a client
+    that closes with 1000 ends it (events/gateway.mdx)."""
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(fake.gateway_url) as socket:
+            await socket.receive_json()  # HELLO
+            await socket.send_json({"op": 2, "d": {"token": fake.token, "intents": 0}})
+            session_id = (await socket.receive_json())["d"]["session_id"]
+            assert fake.sessions == {session_id: (0, 1)}
+            await socket.close(code=1000)
+        await fake.wait_for(lambda: not fake.sessions)
+        async with session.ws_connect(fake.gateway_url) as socket:
+            await socket.receive_json()
+            await socket.send_json({"op": 6, "d": {"token": fake.token, "session_id": session_id, "seq": 1}})
+            assert (await socket.receive_json())["op"] == 9  # INVALID_SESSION
+
+
+async def test_identify_with_a_shard_outside_the_count_is_closed_4010(fake: FakeDiscord) -> None:
+    async with aiohttp.ClientSession() as session, session.ws_connect(fake.gateway_url) as socket:
+        hello = await socket.receive_json()
+        assert hello["op"] == 10
+        await socket.send_json({"op": 2, "d": {"token": fake.token, "intents": 0, "shard": [2, 2]}})
+        closed = await socket.receive()
+    assert (closed.type, socket.close_code) == (aiohttp.WSMsgType.CLOSE, 4010)
+    assert fake.gateway_connects == []

@@ -444,6 +444,11 @@ class FakeDiscord:
             if message.channel_id == channel_id and (include_ephemeral or not message.ephemeral)
         ]
 
+    @property
+    def sessions(self) -> dict[str, tuple[int, int]]:
+        """Gateway sessions that still exist (connected or resumable): id -> (shard_id, shard_count)."""
+        return {session.id: session.shard for session in self._sessions.values()}
+
     def original_response(self, interaction: FakeInteraction) -> FakeMessage | None:
         """The original response of an interaction (None before it answers with a message)."""
         return interaction.original
