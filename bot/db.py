@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 MIGRATION_NAME = re.compile(r"^(\d{4})_[\w-]+\.sql$")
+#: A migration containing this line rebuilds tables: it runs with foreign keys off, checked before commit.
+REBUILDS_TABLES = "-- migration: rebuilds tables"
 
 
 class MigrationError(RuntimeError):
@@ -85,6 +87,10 @@ class Database:
         async with self._lock, self._conn.execute(sql, tuple(params)) as cursor:
             return list(await cursor.fetchall())
 
+    async def _pragma(self, setting: str) -> None:
+        async with self._lock:
+            await self._conn.execute(f"PRAGMA {setting}")
+
     async def migrate(self, directory: Path = MIGRATIONS_DIR) -> list[str]:
         """Apply `NNNN_*.sql` files not yet recorded in `schema_version`, in order; returns their names."""
         files = migration_files(directory)
@@ -98,16 +104,27 @@ class Database:
         for version, path in files:
             if version in applied:
                 continue
+            script = path.read_text(encoding="utf-8")
+            rebuilds = REBUILDS_TABLES in script
             try:
+                if rebuilds:  # SQLite's table-rebuild procedure: foreign keys off, checked before commit
+                    await self._pragma("foreign_keys=OFF")
                 async with self.transaction() as conn:
-                    for statement in split_sql(path.read_text(encoding="utf-8")):
+                    for statement in split_sql(script):
                         await conn.execute(statement)
+                    if rebuilds:
+                        async with conn.execute("PRAGMA foreign_key_check") as cursor:
+                            if await cursor.fetchone() is not None:
+                                raise RuntimeError("the rebuilt tables break a foreign key")
                     await conn.execute(
                         "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
                         (version, path.name, int(time.time())),
                     )
             except Exception as exc:
                 raise MigrationError(path.name, exc) from exc
+            finally:
+                if rebuilds:
+                    await self._pragma("foreign_keys=ON")
             log.info("Applied migration %s", path.name)
             done.append(path.name)
         return done

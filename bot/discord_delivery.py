@@ -23,6 +23,9 @@ from bot.jobs.store import JobStore
 log = logging.getLogger(__name__)
 
 FILE_TOO_LARGE = 40005
+UNKNOWN_CHANNEL = 10003
+#: How many messages after the card are searched for a clip posted before a restart.
+HISTORY_SEARCH = 100
 #: Edit a card at most this often; cards older than an hour more slowly (Discord's code 30046).
 EDIT_INTERVAL = 3.0
 SLOW_EDIT_INTERVAL = 30.0
@@ -32,8 +35,27 @@ ViewFactory = Callable[[Job], discord.ui.View | None]
 
 
 def nonce_for(job: Job, what: str) -> str:
-    """A nonce derived from the job, so Discord returns the first message when a post is retried."""
-    return f"sc{what}{job.id}"[:25]
+    """The job's random nonce (never the row id: another database reuses ids) plus what is posted.
+
+    Discord returns the first message when a post with the same nonce is retried within a few minutes;
+    past that window, `find_posted` looks in the channel instead.
+    """
+    return f"{job.nonce}{what[0]}"[:25]
+
+
+def refuse_for_good(error: discord.HTTPException, what: str) -> None:
+    """Raise DeliveryError for a Discord refusal no retry mends; return for one that may pass (429, 5xx)."""
+    if isinstance(error, discord.Forbidden):
+        reason = "I can no longer post in that channel (missing permissions)."
+    elif error.code == UNKNOWN_CHANNEL:
+        reason = "The channel was deleted, so the video can't be posted there."
+    elif error.status == 413 or error.code == FILE_TOO_LARGE:
+        reason = "the file is larger than this server's upload limit."
+    elif 400 <= error.status < 500 and error.status != 429:
+        reason = f"Discord refused the {what} (error {error.code or error.status})."
+    else:
+        return
+    raise DeliveryError(reason) from error
 
 
 class DiscordDelivery:
@@ -73,8 +95,9 @@ class DiscordDelivery:
         embed = render_card(job, source_link=await self._source_link(job))
         try:
             message = await self._channel(job).send(embed=embed, nonce=nonce_for(job, "card"))
-        except discord.Forbidden as error:
-            raise DeliveryError("I can't post in this channel anymore (missing permissions).") from error
+        except discord.HTTPException as error:
+            refuse_for_good(error, "card")
+            raise
         self._last_edit[job.id] = (self.clock(), json.dumps(embed.to_dict(), sort_keys=True))
         return message.id
 
@@ -91,8 +114,6 @@ class DiscordDelivery:
         if not final and now - last_time < interval:
             return
         self._last_edit[job.id] = (now, rendered)
-        if job.finished:
-            self._last_edit.pop(job.id, None)
         try:
             await self._channel(job).get_partial_message(job.card_message_id).edit(embed=embed)
         except discord.HTTPException as error:
@@ -140,13 +161,32 @@ class DiscordDelivery:
                 view=view if view is not None else discord.utils.MISSING,
                 nonce=nonce_for(job, what),
             )
-        except discord.Forbidden as error:
-            raise DeliveryError("I can no longer post in that channel (missing permissions).") from error
         except discord.HTTPException as error:
-            if error.status == 413 or error.code == FILE_TOO_LARGE:
-                raise DeliveryError("the file is larger than this server's upload limit.") from error
+            refuse_for_good(error, "clip")
             raise
         return message.id
+
+    async def find_posted(self, job: Job) -> int | None:
+        """Our own message replying to the card: nonces are not in history, so author and reply decide."""
+        if job.card_message_id is None or self.bot.user is None:
+            return None
+        after = discord.Object(job.card_message_id)
+        try:
+            async for message in self._channel(job).history(limit=HISTORY_SEARCH, after=after):
+                reference = message.reference
+                if (
+                    message.author.id == self.bot.user.id
+                    and reference is not None
+                    and reference.message_id == job.card_message_id
+                ):
+                    return message.id
+        except discord.HTTPException as error:
+            refuse_for_good(error, "channel history")
+            raise
+        return None
+
+    def forget(self, job_id: int) -> None:
+        self._last_edit.pop(job_id, None)
 
     async def tell_interrupted(self, job: Job) -> None:
         if not job.interaction_token or (job.token_expires_at or 0) < time.time():

@@ -10,7 +10,10 @@ from bot.reasons import PlainError
 
 
 class DeliveryError(PlainError):
-    """The chat side refused a post for good (e.g. permission lost, file too large); `reason` is plain."""
+    """The chat side refused for good (channel gone, permission lost, file too large); `reason` is plain.
+
+    Any other exception from a Delivery call is transient: the runner tries the step again later.
+    """
 
 
 class Delivery(Protocol):
@@ -21,10 +24,16 @@ class Delivery(Protocol):
         """Show the job's state on its card; throttled unless `final`."""
 
     async def post_clip(self, job: Job, clip: Path, *, compressed: bool) -> int:
-        """Post the clip as a reply to the card; returns the message id. Exactly once per job."""
+        """Post the clip as a reply to the card, with the job's nonce; returns the message id."""
 
     async def post_fallback(self, job: Job, reason: str, thumbnail: Path | None) -> int:
         """Post the thumbnail (or just the reason) when the clip cannot be posted; returns the message id."""
+
+    async def find_posted(self, job: Job) -> int | None:
+        """The id of this job's clip (or fallback) if it is already in the channel, else None."""
+
+    def forget(self, job_id: int) -> None:
+        """Drop what is kept in memory about a job whose task ended."""
 
     async def tell_interrupted(self, job: Job) -> None:
         """Tell the member privately that their request was interrupted before it started."""

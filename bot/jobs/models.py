@@ -8,18 +8,25 @@ from enum import StrEnum
 
 
 class JobStatus(StrEnum):
-    RECEIVED = "received"  # acknowledged, checks running; nothing reserved yet
-    RESERVED = "reserved"  # accepted: budget reserved, card being posted, not yet sent to the provider
-    SUBMITTING = "submitting"  # written just before the provider call
+    RECEIVED = "received"  # written before the acknowledgement; checks running; nothing reserved yet
+    RESERVED = "reserved"  # accepted: budget reserved; card posted (or being posted), not yet submitted
+    SUBMITTING = "submitting"  # written just before the provider call; its outcome may be unknown
     SUBMITTED = "submitted"  # the provider has it (provider_video_id stored)
     COMPLETED = "completed"  # the provider finished; the clip is not posted yet
+    POSTING = "posting"  # written just before the clip (or its fallback) is posted
     POSTED = "posted"  # delivered (or its fallback); charged
     FAILED = "failed"  # ended without a clip; refunded
 
 
 FINISHED = frozenset({JobStatus.POSTED, JobStatus.FAILED})
 #: Jobs that hold a reservation and count against MAX_CONCURRENT_JOBS_PER_GUILD.
-IN_FLIGHT = (JobStatus.RESERVED, JobStatus.SUBMITTING, JobStatus.SUBMITTED, JobStatus.COMPLETED)
+IN_FLIGHT = (
+    JobStatus.RESERVED,
+    JobStatus.SUBMITTING,
+    JobStatus.SUBMITTED,
+    JobStatus.COMPLETED,
+    JobStatus.POSTING,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +61,9 @@ class Job:
     submitted_at: float | None
     completed_at: float | None
     finished_at: float | None
+    nonce: str
+    alive_at: float | None
+    provider_locator: str | None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:

@@ -1,33 +1,55 @@
-"""Drives each accepted job to its end: submit, poll, download, fit, post — and resumes after a restart.
+"""Drives each accepted job to its end, exactly once — and resumes after a restart.
 
-One asyncio task per unfinished job. Every step reads the job's stored state and writes the next
-state before acting on it, so a task killed anywhere (crash, SIGTERM, cancellation) is resumed by
-`start()` on the next run without submitting or posting twice.
+The runner is one state machine. `STEPS` maps a stored state to the step that leaves it; a step
+performs one transition (written, guarded by the state it expects, *before* its effect) and returns
+how long to wait before the next step. Trouble is raised, never looped on inside a step:
+
+- `Retry` — transient (a 429, a 5xx, the network): the same step runs again later;
+- `JobEnded` — permanent: the job ends with a plain reason on its card, and its reservation is refunded;
+- anything else is a bug: logged with the job, retried a few times, then the job ends with an apology.
+
+One loop (`_drive`) owns the waiting, with one failure counter and two ends: `max_failures` unexpected
+errors in a row, and `max_job_age` without a sign of life from the provider (counted from the last
+progress, or from this process's start for a resumed job, so a bot that was down does not fail them all).
+
+| state      | step           | transition                                                        |
+|------------|----------------|-------------------------------------------------------------------|
+| reserved   | `_start`       | post the card (once); then → submitting → submitted               |
+| submitting | `_recover`     | outcome unknown: adopt the provider's job (→ submitted) or end    |
+| submitted  | `_poll`        | one status request: → completed, end, or poll again later         |
+| completed  | `_deliver`     | download + fit, → posting, post, → posted (charged)               |
+| posting    | `_find_posted` | after a restart or a doubtful post: found in the channel → posted |
+|            |                | (charged), else → completed (post again, with the same nonce)     |
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import os
 import random
 import secrets
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
+from bot.catalogue import ModelSpec
+from bot.errors import new_reference
 from bot.jobs.delivery import Delivery, DeliveryError
 from bot.jobs.models import Job, JobStatus
 from bot.jobs.recovery import find_lost_submission
-from bot.jobs.store import JobStore
-from bot.media.fit import VideoFitError, fit_video
+from bot.jobs.store import JobStore, StaleJob
+from bot.media.fit import FitResult, VideoFitError, fit_video
 from bot.videos import VideoClient
 from bot.videos.errors import (
     AuthenticationError,
     InvalidRequestError,
     ModerationError,
     NotFoundError,
+    RateLimitedError,
+    UnsupportedOperation,
     VideoAPIError,
 )
 from bot.videos.models import ReferenceImage, Video, VideoStatus
@@ -35,18 +57,73 @@ from bot.videos.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
-MISCONFIGURED = "The bot is misconfigured for the video provider; please tell an admin."
+PROVIDER_REFUSED = "The bot's video provider refused the request (its key or credits); please tell an admin."
+NOT_OFFERED = "The video provider does not offer this (anymore); please tell an admin."
+TOO_SLOW = "The provider did not finish this video in time; nothing was charged."
+GONE = "The provider no longer has this video; nothing was charged."
+EXPIRED = "The provider's file had expired before it could be posted; nothing was charged."
+NOT_CONFIRMED = "The video provider did not confirm this request, so it was cancelled; nothing was charged."
+CANNOT_CONFIRM = (
+    "The video provider could not confirm whether it started this video, so it was cancelled here and "
+    "your budget was refunded; an admin can check the provider's dashboard."
+)
+INTERRUPTED = "Interrupted by a restart before it started; nothing was charged."
+
+
+class Retry(Exception):
+    """Transient trouble: run the same step again after `defer` seconds (None: the loop's backoff)."""
+
+    def __init__(self, why: str, defer: float | None = None) -> None:
+        super().__init__(why)
+        self.defer = defer
+
+
+class JobEnded(Exception):
+    """Permanent trouble: end the job with `reason` (plain, shown on the card) and refund it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
 class RunnerTiming:
-    """How often the runner talks to the provider; tests shrink these."""
+    """How often the runner talks to the provider, and when it gives up; tests shrink these."""
 
     poll_interval: float = 5.0
     card_edit_interval: float = 3.0  # at most one card edit per job this often (slower after an hour)
     poll_jitter: float = 0.2  # ± this fraction of poll_interval
-    max_job_age: float = 6 * 3600.0  # give up (and refund) on a provider that never finishes
+    max_poll_hint: float = 60.0  # a provider's poll-after hint is honoured up to this
+    max_job_age: float = 6 * 3600.0  # without a sign of life from the provider: give up and refund
+    max_failures: int = 5  # unexpected errors in a row before a job is given up
+    card_wait: float = 10.0  # how long the intake waits for the card before answering without a link
     retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(cap=60.0))
+
+
+Step = Callable[[Job], Awaitable[float | None]]
+T = TypeVar("T")
+
+
+class OperatorAlarm:
+    """One clear log line when the provider starts refusing our key or credits, not one per job or poll."""
+
+    def __init__(self) -> None:
+        self._raised = False
+
+    def raise_(self, job_id: int, error: VideoAPIError) -> None:
+        if not self._raised:
+            log.error(
+                "The video provider refuses the bot's requests (%s): check VIDEO_API_KEY and the account's "
+                "credits; jobs end with a note to tell an admin until it works again (first: job %s)",
+                error,
+                job_id,
+            )
+        self._raised = True
+
+    def clear(self) -> None:
+        if self._raised:
+            log.info("The video provider accepts the bot's requests again")
+        self._raised = False
 
 
 class JobRunner:
@@ -55,27 +132,55 @@ class JobRunner:
         store: JobStore,
         client: VideoClient,
         delivery: Delivery,
+        models: Callable[[str], ModelSpec | None],
         *,
         work_dir: Path,
         timing: RunnerTiming = RunnerTiming(),
+        max_download_bytes: int = 512 << 20,
+        encoders: int | None = None,
         clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], object] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self.store = store
         self.client = client
         self.delivery = delivery
+        self.models = models
         self.timing = timing
         self.clock = clock
         self._sleep = sleep
+        self.work_dir = work_dir
         self.tmp_dir = work_dir / "tmp"
+        self.inputs_dir = work_dir / "inputs"
+        self.max_download_bytes = max_download_bytes
+        #: One encode at a time per core: a burst of oversize clips must not starve the bot.
+        self._encode_slots = asyncio.Semaphore(encoders or os.cpu_count() or 1)
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._cards: dict[int, asyncio.Event] = {}
+        self._finished_videos: dict[int, Video] = {}  # seen completed: download without asking again
+        self._clips: dict[int, FitResult] = {}  # fitted and ready to post (survives a failed post)
+        self._started_at = clock()
+        self.alarm = OperatorAlarm()
+        self.steps: dict[JobStatus, Step] = {
+            JobStatus.RESERVED: self._start,
+            JobStatus.SUBMITTING: self._recover,
+            JobStatus.SUBMITTED: self._poll,
+            JobStatus.COMPLETED: self._deliver,
+            JobStatus.POSTING: self._find_posted,
+        }
+
+    # -- lifecycle ----------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Clean leftovers of a previous run and resume every unfinished job."""
+        """Clean the work folder of a previous run and resume every unfinished job."""
+        self._started_at = self.clock()
+        unfinished = await self.store.unfinished()
+        keep = {Path(job.image_path) for job in unfinished if job.image_path}
+        clean_work_dir(self.work_dir, keep=keep)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        for leftover in self.tmp_dir.iterdir():
-            leftover.unlink(missing_ok=True)
-        for job in await self.store.unfinished():
+        forgotten = await self.store.forget_expired_tokens()
+        if forgotten:
+            log.info("Deleted %d expired interaction token(s)", forgotten)
+        for job in unfinished:
             if job.status is JobStatus.RECEIVED:
                 await self._interrupted(job)
             else:
@@ -92,242 +197,361 @@ class JobRunner:
             log.info("Stopped %d job(s) in flight; they resume on the next start", len(tasks))
 
     def launch(self, job_id: int) -> None:
+        """Drive the job in its own task (once: a job already running is left alone)."""
         if job_id in self._tasks:
             return
         task = asyncio.create_task(self._drive(job_id), name=f"job-{job_id}")
         self._tasks[job_id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(job_id, None))
+        task.add_done_callback(lambda done: self._task_done(job_id, done))
+
+    def _task_done(self, job_id: int, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(job_id, None)
+        self._finished_videos.pop(job_id, None)
+        self._discard_clip(job_id)
+        self.delivery.forget(job_id)
+        self._card_event(job_id).set()
+        self._cards.pop(job_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("Job %s: its task died", job_id, exc_info=task.exception())
 
     async def wait_idle(self) -> None:
         """Wait until no job task runs (used at shutdown and by tests)."""
         while self._tasks:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
-    async def _interrupted(self, job: Job) -> None:
-        log.warning("Job %s was interrupted before it was accepted; telling the member", job.id)
-        job = await self.store.fail(
-            job.id, "Interrupted by a restart before it started; nothing was charged."
-        )
-        await self.delivery.tell_interrupted(job)
+    async def wait_for_card(self, job_id: int) -> Job:
+        """The job once its card is posted or it ended (or after `card_wait`), for the private answer."""
+        event = self._card_event(job_id)
+        try:
+            await asyncio.wait_for(event.wait(), self.timing.card_wait)
+        except TimeoutError:
+            pass
+        return await self.store.require(job_id)
+
+    def _card_event(self, job_id: int) -> asyncio.Event:
+        return self._cards.setdefault(job_id, asyncio.Event())
+
+    # -- the loop -----------------------------------------------------------------------------------
 
     async def _drive(self, job_id: int) -> None:
-        """Step the job until it ends; an unexpected error is logged and the step retried with backoff."""
         failures = 0
-        job = await self.store.require(job_id)
-        while not job.finished:
+        while True:
+            job = await self.store.require(job_id)
+            if job.finished:
+                return
             try:
-                job = await self._step(job)
+                if self._silent_for(job) > self.timing.max_job_age:
+                    raise JobEnded(TOO_SLOW)
+                delay = await self.steps[job.status](job)
                 failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("Job %s: step %s failed; retrying", job_id, job.status)
-                await self._sleep(self.timing.retry.delay(failures))
+            except StaleJob:
+                continue  # the job moved on meanwhile (e.g. ended elsewhere): read it again
+            except JobEnded as end:
+                await self._end(job_id, end.reason)
+                return
+            except Retry as retry:
+                log.info("Job %s (%s): %s; trying again", job_id, job.status, retry)
+                delay = retry.defer if retry.defer is not None else self.timing.retry.delay(failures)
                 failures += 1
-                job = await self.store.require(job_id)
+            except Exception:
+                failures += 1
+                reference = new_reference()
+                log.exception("Job %s: step %s failed [ref %s]", job_id, job.status, reference)
+                if failures >= self.timing.max_failures:
+                    await self._end(
+                        job_id,
+                        f"Sorry, something went wrong on our side (reference `{reference}`); "
+                        "nothing was charged.",
+                    )
+                    return
+                delay = self.timing.retry.delay(failures - 1)
+            if delay:
+                await self._sleep(delay)
 
-    async def _step(self, job: Job) -> Job:
-        match job.status:
-            case JobStatus.RESERVED:
-                return await self._submit(await self.ensure_card(job))
-            case JobStatus.SUBMITTING:
-                return await self._recover(job)
-            case JobStatus.SUBMITTED:
-                return await self._poll(job)
-            case JobStatus.COMPLETED:
-                return await self._deliver(job)
-            case _:
-                raise RuntimeError(f"job {job.id} cannot run from status {job.status}")
+    def _silent_for(self, job: Job) -> float:
+        """Seconds since the last sign of life; time this process was not running does not count."""
+        alive = max(job.alive_at or job.created_at, self._started_at)
+        return self.clock() - alive
 
-    async def ensure_card(self, job: Job) -> Job:
-        """Post the job's public card (once) and store its message id."""
-        if job.card_message_id is not None:
-            return job
-        try:
-            card_id = await self.delivery.ensure_card(job)
-        except DeliveryError as error:
-            return await self._fail(job, error.reason)
-        return await self.store.update(job.id, card_message_id=card_id)
-
-    async def _fail(self, job: Job, reason: str) -> Job:
-        job = await self.store.fail(job.id, reason)
+    async def _end(self, job_id: int, reason: str) -> None:
+        job = await self.store.fail(job_id, reason)
+        log.info("Job %s ended: %s", job_id, job.error)
         self._discard_input(job)
+        self._card_event(job_id).set()
         await self.delivery.update_card(job, final=True)
-        return job
 
-    # -- submission ---------------------------------------------------------------------------------
+    async def _interrupted(self, job: Job) -> None:
+        log.warning("Job %s was interrupted before it was accepted; telling the member", job.id)
+        job = await self.store.fail(job.id, INTERRUPTED)
+        await self.delivery.tell_interrupted(job)
 
-    async def _submit(self, job: Job) -> Job:
-        job = await self.store.update(job.id, status=JobStatus.SUBMITTING.value, submitted_at=self.clock())
+    # -- reserved: the card, then the submission ----------------------------------------------------
+
+    async def _start(self, job: Job) -> float | None:
+        if job.card_message_id is None:
+            card_id = await chat(self.delivery.ensure_card(job))
+            await self.store.transition(job.id, JobStatus.RESERVED, card_message_id=card_id)
+            self._card_event(job.id).set()
+            return 0
+        self._card_event(job.id).set()
+        job = await self.store.transition(
+            job.id, JobStatus.RESERVED, JobStatus.SUBMITTING, submitted_at=self.clock()
+        )
         try:
             video = await self._send(job)
+        except RateLimitedError as error:
+            # A 429 certainly created nothing: back to reserved, and wait as long as asked.
+            await self.store.transition(job.id, JobStatus.SUBMITTING, JobStatus.RESERVED)
+            raise Retry(f"the provider is rate limiting ({error})", error.retry_after) from error
         except ModerationError as error:
-            return await self._fail(
-                job, f"The provider's safety system refused this request: {error.message}"
-            )
-        except AuthenticationError as error:
-            log.error("Job %s: the provider refused our credentials: %s", job.id, error)
-            return await self._fail(job, MISCONFIGURED)
+            raise JobEnded(f"The provider's safety system refused this request: {error.message}") from error
         except InvalidRequestError as error:
-            return await self._fail(job, f"The provider refused the request: {error.message}")
-        except NotFoundError as error:
-            log.error("Job %s: the provider has no such endpoint, model or source video: %s", job.id, error)
-            return await self._fail(
-                job, "The video provider does not offer this (anymore); please tell an admin."
-            )
+            raise JobEnded(f"The provider refused the request: {error.message}") from error
         except VideoAPIError as error:
-            # 5xx or network trouble: the provider may have accepted it, so look before anything else.
-            log.warning(
-                "Job %s: submission outcome unknown (%s); looking it up at the provider", job.id, error
-            )
-            await self._sleep(self.timing.retry.delay(0, error))
-            return await self._recover(job)
+            self._raise_if_permanent(job, error)
+            # 5xx or network trouble: the provider may have accepted it; the next step looks it up.
+            raise Retry(f"submission outcome unknown ({error})", error.retry_after) from error
         self._discard_input(job)
         return await self._accepted(job, video)
 
     async def _send(self, job: Job) -> Video:
+        spec = self.models(job.model)
+        if spec is None:
+            log.error("Job %s: model %s is no longer in the catalogue", job.id, job.model)
+            raise JobEnded(NOT_OFFERED)
         if job.remixed_from is not None:
             source = await self.store.require(job.remixed_from)
-            assert source.provider_video_id is not None
-            return await self.client.remix(source.provider_video_id, prompt=job.prompt)
+            if source.provider_video_id is None:
+                raise JobEnded("The source clip is no longer at the provider; nothing was charged.")
+            return await self.client.remix(
+                source.provider_video_id, prompt=job.prompt, model=spec, locator=source.provider_locator
+            )
         image = None
         if job.image_path and job.image_mime:
             image = ReferenceImage(Path(job.image_path), job.image_mime)
         return await self.client.create(
-            prompt=job.prompt, model=job.model, size=job.size, seconds=job.seconds, image=image
+            prompt=job.prompt, model=spec, size=job.size, seconds=job.seconds, image=image
         )
 
-    async def _accepted(self, job: Job, video: Video) -> Job:
+    def _raise_if_permanent(self, job: Job, error: VideoAPIError) -> None:
+        """End the job for errors no retry can mend (key, credits, a model or route that is gone)."""
+        if isinstance(error, AuthenticationError):
+            self.alarm.raise_(job.id, error)
+            raise JobEnded(PROVIDER_REFUSED) from error
+        if isinstance(error, NotFoundError | UnsupportedOperation):
+            log.error("Job %s: the provider has no such endpoint, model or video: %s", job.id, error)
+            raise JobEnded(NOT_OFFERED) from error
+
+    async def _accepted(self, job: Job, video: Video) -> float:
         log.info("Job %s is video %s at the provider", job.id, video.id)
-        job = await self.store.update(
-            job.id, status=JobStatus.SUBMITTED.value, provider_video_id=video.id, progress=video.progress or 0
+        self.alarm.clear()
+        job = await self.store.transition(
+            job.id,
+            JobStatus.SUBMITTING,
+            JobStatus.SUBMITTED,
+            provider_video_id=video.id,
+            provider_locator=video.locator,
+            progress=video.progress or 0,
+            alive_at=self.clock(),
         )
         await self.delivery.update_card(job)
-        return job
+        return self._poll_delay(video)
 
-    async def _recover(self, job: Job) -> Job:
-        """The provider may have the job but we never stored its id: adopt it, or fail and refund."""
-        for attempt in range(self.timing.retry.attempts):
-            try:
-                video = await find_lost_submission(self.client, job, await self.store.provider_video_ids())
-                break
-            except VideoAPIError as error:
-                if not self.timing.retry.is_retryable(error):
-                    log.warning("Job %s: cannot list the provider's videos: %s", job.id, error)
-                    video = None
-                    break
-                await self._sleep(self.timing.retry.delay(attempt, error))
-        else:
-            video = None
+    # -- submitting: the outcome is unknown ---------------------------------------------------------
+
+    async def _recover(self, job: Job) -> float | None:
+        """The provider may have the job but we never stored its id: adopt it, or end and refund."""
+        if not self.client.can_list:
+            raise JobEnded(CANNOT_CONFIRM)
+        try:
+            video = await find_lost_submission(self.client, job, await self.store.provider_video_ids())
+        except VideoAPIError as error:
+            if self.timing.retry.is_retryable(error):
+                raise Retry(f"cannot list the provider's videos yet ({error})", error.retry_after) from error
+            log.warning("Job %s: cannot list the provider's videos: %s", job.id, error)
+            raise JobEnded(CANNOT_CONFIRM) from error
         if video is None:
-            return await self._fail(
-                job,
-                "The video provider did not confirm this request, so it was cancelled; nothing was charged.",
-            )
+            raise JobEnded(NOT_CONFIRMED)
         log.info("Job %s: adopted provider video %s found after an interruption", job.id, video.id)
         self._discard_input(job)
         return await self._accepted(job, video)
+
+    # -- submitted: one status request per step -----------------------------------------------------
+
+    async def _poll(self, job: Job) -> float | None:
+        assert job.provider_video_id is not None
+        try:
+            video = await self.client.retrieve(job.provider_video_id, job.provider_locator)
+        except NotFoundError as error:
+            raise JobEnded(GONE) from error
+        except VideoAPIError as error:
+            self._raise_if_permanent(job, error)
+            raise Retry(f"polling failed ({error})", error.retry_after) from error
+        if video.status is VideoStatus.COMPLETED:
+            self._finished_videos[job.id] = video
+            await self.store.transition(
+                job.id,
+                JobStatus.SUBMITTED,
+                JobStatus.COMPLETED,
+                progress=100,
+                completed_at=self.clock(),
+                alive_at=self.clock(),
+                result_url=video.result_url,
+                expires_at=video.expires_at,
+            )
+            return 0
+        if video.status in (VideoStatus.FAILED, VideoStatus.CANCELLED):
+            raise JobEnded(failure_reason(video))
+        if video.progress is not None and video.progress != job.progress:
+            job = await self.store.transition(
+                job.id, JobStatus.SUBMITTED, progress=video.progress, alive_at=self.clock()
+            )
+        await self.delivery.update_card(job)
+        return self._poll_delay(video)
+
+    def _poll_delay(self, video: Video) -> float:
+        spread = self.timing.poll_interval * self.timing.poll_jitter
+        delay = self.timing.poll_interval + random.uniform(-spread, spread)
+        hint = min(video.poll_after or 0.0, self.timing.max_poll_hint)
+        return max(delay, hint)
+
+    # -- completed: download, fit, post -------------------------------------------------------------
+
+    async def _deliver(self, job: Job) -> float | None:
+        clip = self._clips.get(job.id)
+        fallback: str | None = None
+        if clip is None:
+            try:
+                clip = await self._prepare_clip(job)
+            except VideoFitError as error:
+                fallback = error.reason
+        if clip is not None:
+            job = await self.store.transition(
+                job.id, JobStatus.COMPLETED, JobStatus.POSTING, compressed=int(clip.compressed)
+            )
+            message_id = await chat(self.delivery.post_clip(job, clip.path, compressed=clip.compressed))
+            job = await self.store.mark_posted(job.id, message_id)
+        else:
+            assert fallback is not None
+            job = await self._post_fallback(job, fallback)
+        self._discard_clip(job.id)
+        await self.delivery.update_card(job, final=True)
+        return None
+
+    async def _prepare_clip(self, job: Job) -> FitResult:
+        """Stream the provider's file to disk and fit it under the upload limit (off the event loop)."""
+        video = self._finished_videos.pop(job.id, None) or stored_video(job)
+        download = self.tmp_dir / f"job-{job.id}-{secrets.token_hex(4)}.mp4"
+        try:
+            await self.client.download(video, download, max_bytes=self.max_download_bytes)
+            limit = self.delivery.upload_limit(job)
+            if download.stat().st_size <= limit:  # nothing to encode: no wait behind other encodes
+                clip = await asyncio.to_thread(fit_video, download, limit, self.tmp_dir)
+            else:
+                await self.delivery.update_card(job, note="Compressing for Discord…", final=True)
+                async with self._encode_slots:
+                    clip = await asyncio.to_thread(fit_video, download, limit, self.tmp_dir)
+        except NotFoundError as error:
+            download.unlink(missing_ok=True)
+            raise JobEnded(EXPIRED) from error
+        except VideoAPIError as error:
+            download.unlink(missing_ok=True)
+            if not self.timing.retry.is_retryable(error):
+                raise VideoFitError(f"the provider's file could not be fetched ({error.message})") from error
+            raise Retry(f"download failed ({error})", error.retry_after) from error
+        except BaseException:
+            download.unlink(missing_ok=True)
+            raise
+        if clip.path != download:
+            download.unlink(missing_ok=True)
+        self._clips[job.id] = clip
+        return clip
+
+    async def _post_fallback(self, job: Job, reason: str) -> Job:
+        log.warning("Job %s: the clip cannot be posted (%s); posting its thumbnail", job.id, reason)
+        thumbnail = self.tmp_dir / f"job-{job.id}-{secrets.token_hex(4)}.thumbnail"
+        try:
+            try:
+                await self.client.download(
+                    stored_video(job), thumbnail, variant="thumbnail", max_bytes=16 << 20
+                )
+            except VideoAPIError as error:
+                log.info("Job %s: no thumbnail either (%s)", job.id, error)
+            present = thumbnail if thumbnail.exists() else None
+            job = await self.store.transition(job.id, JobStatus.COMPLETED, JobStatus.POSTING, error=reason)
+            message_id = await chat(self.delivery.post_fallback(job, reason, present))
+        finally:
+            thumbnail.unlink(missing_ok=True)
+        return await self.store.mark_posted(job.id, message_id)
+
+    # -- posting: did the last post go through? ------------------------------------------------------
+
+    async def _find_posted(self, job: Job) -> float | None:
+        """Look in the channel for this job's clip before posting again (Discord forgets nonces)."""
+        message_id = await chat(self.delivery.find_posted(job))
+        if message_id is None:
+            log.info("Job %s: its clip is not in the channel; posting it again", job.id)
+            await self.store.transition(job.id, JobStatus.POSTING, JobStatus.COMPLETED, error=None)
+            return 0
+        log.info("Job %s: found its clip (message %s) after an interruption", job.id, message_id)
+        job = await self.store.mark_posted(job.id, message_id)
+        await self.delivery.update_card(job, final=True)
+        return None
+
+    # -- files --------------------------------------------------------------------------------------
 
     def _discard_input(self, job: Job) -> None:
         if job.image_path:
             Path(job.image_path).unlink(missing_ok=True)
 
-    # -- polling ------------------------------------------------------------------------------------
+    def _discard_clip(self, job_id: int) -> None:
+        clip = self._clips.pop(job_id, None)
+        if clip is not None:
+            clip.path.unlink(missing_ok=True)
 
-    async def _poll(self, job: Job) -> Job:
-        assert job.provider_video_id is not None
-        failures = 0
-        while True:
-            if self.clock() - job.created_at > self.timing.max_job_age:
-                return await self._fail(
-                    job, "The provider did not finish this video in time; nothing was charged."
-                )
-            try:
-                video = await self.client.retrieve(job.provider_video_id)
-            except NotFoundError:
-                return await self._fail(job, "The provider no longer has this video; nothing was charged.")
-            except VideoAPIError as error:
-                if isinstance(error, AuthenticationError):
-                    log.error("Job %s: the provider refused our credentials while polling: %s", job.id, error)
-                else:
-                    log.warning("Job %s: polling failed (%s); retrying", job.id, error)
-                await self._sleep(self.timing.retry.delay(failures, error))
-                failures += 1
-                continue
-            failures = 0
-            if video.status is VideoStatus.COMPLETED:
-                return await self.store.update(
-                    job.id,
-                    status=JobStatus.COMPLETED.value,
-                    progress=100,
-                    completed_at=self.clock(),
-                    result_url=video.result_url,
-                    expires_at=video.expires_at,
-                )
-            if video.status is VideoStatus.FAILED:
-                return await self._fail(job, failure_reason(video))
-            if video.progress is not None and video.progress != job.progress:
-                job = await self.store.update(job.id, progress=video.progress)
-            await self.delivery.update_card(job)
-            await self._sleep(self._poll_delay(video))
 
-    def _poll_delay(self, video: Video) -> float:
-        spread = self.timing.poll_interval * self.timing.poll_jitter
-        delay = self.timing.poll_interval + random.uniform(-spread, spread)
-        return max(delay, video.poll_after or 0.0)
+async def chat(call: Awaitable[T]) -> T:
+    """A call to the chat side: a refusal for good ends the job, anything else is retried."""
+    try:
+        return await call
+    except DeliveryError as error:
+        raise JobEnded(error.reason) from error
+    except (asyncio.CancelledError, JobEnded, Retry, StaleJob):
+        raise
+    except Exception as error:
+        raise Retry(f"the chat side failed ({type(error).__name__}: {error})") from error
 
-    # -- delivery -----------------------------------------------------------------------------------
 
-    async def _deliver(self, job: Job) -> Job:
-        assert job.provider_video_id is not None
-        stem = self.tmp_dir / f"job-{job.id}-{secrets.token_hex(4)}"
-        download = stem.with_suffix(".mp4")
-        fitted: Path | None = None
-        try:
-            video = await self.client.retrieve(job.provider_video_id)
-            await self.client.download(video, download)
-            limit = self.delivery.upload_limit(job)
-            if download.stat().st_size > limit:
-                await self.delivery.update_card(job, note="Compressing for Discord…", final=True)
-            try:
-                fit = await asyncio.to_thread(fit_video, download, limit, self.tmp_dir)
-            except VideoFitError as error:
-                return await self._post_fallback(job, video, error.reason, stem)
-            fitted = fit.path
-            message_id = await self.delivery.post_clip(job, fit.path, compressed=fit.compressed)
-        except NotFoundError:
-            return await self._fail(
-                job, "The provider's file had expired before it could be posted; nothing was charged."
-            )
-        except DeliveryError as error:
-            log.warning("Job %s: could not post the clip: %s", job.id, error.reason)
-            return await self._fail(job, error.reason)
-        finally:
-            download.unlink(missing_ok=True)
-            if fitted is not None:
-                fitted.unlink(missing_ok=True)
-        job = await self.store.mark_posted(job.id, message_id, compressed=int(fit.compressed))
-        await self.delivery.update_card(job, final=True)
-        return job
+def stored_video(job: Job) -> Video:
+    """The finished video as the job remembers it: enough to download it without asking the provider."""
+    assert job.provider_video_id is not None
+    return replace(
+        Video(id=job.provider_video_id, status=VideoStatus.COMPLETED),
+        result_url=job.result_url,
+        locator=job.provider_locator,
+        expires_at=job.expires_at,
+    )
 
-    async def _post_fallback(self, job: Job, video: Video, reason: str, stem: Path) -> Job:
-        log.warning("Job %s: the clip cannot be fitted (%s); posting its thumbnail", job.id, reason)
-        thumbnail = stem.with_suffix(".thumbnail")
-        try:
-            with contextlib.suppress(VideoAPIError):
-                await self.client.download(video, thumbnail, variant="thumbnail")
-            present = thumbnail if thumbnail.exists() else None
-            message_id = await self.delivery.post_fallback(job, reason, present)
-        finally:
-            thumbnail.unlink(missing_ok=True)
-        job = await self.store.mark_posted(job.id, message_id, error=reason)
-        await self.delivery.update_card(job, final=True)
-        return job
+
+def clean_work_dir(work_dir: Path, *, keep: set[Path]) -> None:
+    """Remove every leftover file of an earlier run, except the inputs of jobs that are still to run."""
+    if not work_dir.exists():
+        return
+    for path in sorted(work_dir.rglob("*"), reverse=True):
+        if path in keep:
+            continue
+        if path.is_dir():
+            if not any(path.iterdir()):
+                path.rmdir()
+        else:
+            path.unlink(missing_ok=True)
 
 
 def failure_reason(video: Video) -> str:
     """A plain sentence for a job the provider failed."""
     if video.error is not None and video.error.is_moderation:
         return "The provider's safety system blocked this video. Try a different prompt; nothing was charged."
+    if video.status is VideoStatus.CANCELLED:
+        return "The provider cancelled this video; nothing was charged."
     detail = video.error.message if video.error and video.error.message else "no reason given"
     return f"The provider could not make this video ({detail}); nothing was charged."

@@ -1,14 +1,19 @@
-"""The jobs table: every state change is written before the next step is taken."""
+"""The jobs table: every state change is written before the next step is taken.
+
+A change of state names the state it expects (`transition`): if the job moved on meanwhile (ended,
+cancelled, taken over), `StaleJob` is raised and nothing is written, so no step acts on an old view.
+"""
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from bot.db import Database
-from bot.jobs.models import JOB_COLUMNS, Job, JobStatus
+from bot.jobs.models import FINISHED, JOB_COLUMNS, Job, JobStatus
 from bot.quotas import Quotas
 
 
@@ -30,6 +35,10 @@ class NewJob:
     remixed_from: int | None = None
 
 
+class StaleJob(RuntimeError):
+    """The job was not in the state a transition expected; nothing was written."""
+
+
 class JobStore:
     def __init__(self, db: Database, quotas: Quotas, *, clock: Callable[[], float] = time.time) -> None:
         self.db = db
@@ -38,7 +47,12 @@ class JobStore:
 
     async def create(self, new: NewJob) -> Job:
         now = self.clock()
-        values = asdict(new) | {"status": JobStatus.RECEIVED.value, "created_at": now, "updated_at": now}
+        values = asdict(new) | {
+            "status": JobStatus.RECEIVED.value,
+            "created_at": now,
+            "updated_at": now,
+            "nonce": secrets.token_hex(10),
+        }
         columns = ", ".join(values)
         marks = ", ".join("?" for _ in values)
         job_id = await self.db.execute(f"INSERT INTO jobs ({columns}) VALUES ({marks})", values.values())
@@ -55,45 +69,75 @@ class JobStore:
         return job
 
     async def update(self, job_id: int, **changes: Any) -> Job:
+        """Change fields that are not the job's state (e.g. progress), whatever state it is in."""
         async with self.db.transaction() as conn:
             await self._update(conn, job_id, changes)
         return await self.require(job_id)
 
-    async def _update(self, conn: Any, job_id: int, changes: dict[str, Any]) -> None:
+    async def transition(
+        self, job_id: int, expected: JobStatus, new: JobStatus | None = None, **changes: Any
+    ) -> Job:
+        """Move the job from `expected` to `new` (or only change fields while it is in `expected`)."""
+        if new is not None:
+            changes["status"] = new.value
+        async with self.db.transaction() as conn:
+            if not await self._update(conn, job_id, changes, expected=(expected,)):
+                raise StaleJob(f"job {job_id} is no longer {expected}")
+        return await self.require(job_id)
+
+    async def _update(
+        self,
+        conn: Any,
+        job_id: int,
+        changes: dict[str, Any],
+        *,
+        expected: tuple[JobStatus, ...] | None = None,
+    ) -> bool:
+        """UPDATE one job (only while its status is one of `expected`, if given); True if it changed."""
         unknown = set(changes) - set(JOB_COLUMNS)
         if unknown:
             raise ValueError(f"unknown job columns: {sorted(unknown)}")
         changes = {**changes, "updated_at": self.clock()}
         assignments = ", ".join(f"{name} = ?" for name in changes)
-        await conn.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*changes.values(), job_id))
+        sql = f"UPDATE jobs SET {assignments} WHERE id = ?"
+        params: tuple[Any, ...] = (*changes.values(), job_id)
+        if expected is not None:
+            sql += f" AND status IN ({', '.join('?' for _ in expected)})"
+            params += tuple(status.value for status in expected)
+        cursor = await conn.execute(sql, params)
+        return cursor.rowcount == 1
 
     async def reserve(self, job: Job, cost_micros: int, **changes: Any) -> Job:
         """Reserve the budget and accept the job in one transaction (raises the quota's refusal)."""
         async with self.db.transaction() as conn:
+            accepted = await self._update(
+                conn,
+                job.id,
+                {"status": JobStatus.RESERVED.value, "cost_micros": cost_micros, **changes},
+                expected=(JobStatus.RECEIVED,),
+            )
+            if not accepted:
+                raise StaleJob(f"job {job.id} is no longer being received")
             await self.quotas.reserve(
                 conn, job_id=job.id, guild_id=job.guild_id, member_id=job.member_id, amount=cost_micros
-            )
-            await self._update(
-                conn, job.id, {"status": JobStatus.RESERVED.value, "cost_micros": cost_micros, **changes}
             )
         return await self.require(job.id)
 
     async def fail(self, job_id: int, reason: str) -> Job:
-        """End the job without a clip and give back whatever it reserved."""
+        """End an unfinished job without a clip and refund what it reserved; a finished one stays as it is."""
         now = self.clock()
+        unfinished = tuple(status for status in JobStatus if status not in FINISHED)
         async with self.db.transaction() as conn:
-            await self.quotas.refund(conn, job_id)
-            await self._update(
-                conn, job_id, {"status": JobStatus.FAILED.value, "error": reason, "finished_at": now}
-            )
+            changes = {"status": JobStatus.FAILED.value, "error": reason, "finished_at": now}
+            if await self._update(conn, job_id, changes, expected=unfinished):
+                await self.quotas.refund(conn, job_id)
         return await self.require(job_id)
 
     async def mark_posted(self, job_id: int, clip_message_id: int, **changes: Any) -> Job:
         """Record the delivered message and turn the reservation into a charge, atomically."""
         now = self.clock()
         async with self.db.transaction() as conn:
-            await self.quotas.charge(conn, job_id)
-            await self._update(
+            posted = await self._update(
                 conn,
                 job_id,
                 {
@@ -103,13 +147,27 @@ class JobStore:
                     "progress": 100,
                     **changes,
                 },
+                expected=(JobStatus.POSTING,),
             )
+            if not posted:
+                raise StaleJob(f"job {job_id} is not being posted")
+            await self.quotas.charge(conn, job_id)
         return await self.require(job_id)
+
+    async def forget_expired_tokens(self) -> int:
+        """Delete interaction tokens Discord no longer accepts (they are credentials); returns how many."""
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE jobs SET interaction_token = NULL"
+                " WHERE interaction_token IS NOT NULL AND token_expires_at < ?",
+                (self.clock(),),
+            )
+            return cursor.rowcount
 
     async def unfinished(self) -> list[Job]:
         rows = await self.db.fetchall(
-            "SELECT * FROM jobs WHERE status NOT IN (?, ?) ORDER BY id",
-            (JobStatus.POSTED.value, JobStatus.FAILED.value),
+            f"SELECT * FROM jobs WHERE status NOT IN ({', '.join('?' for _ in FINISHED)}) ORDER BY id",
+            tuple(status.value for status in FINISHED),
         )
         return [Job.from_row(row) for row in rows]
 
