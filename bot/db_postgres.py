@@ -21,6 +21,7 @@ import re
 from collections.abc import AsyncIterator, Coroutine, Generator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from decimal import Decimal
+from enum import Enum
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -50,6 +51,7 @@ _TOKENS = re.compile(
     re.VERBOSE | re.IGNORECASE | re.DOTALL,
 )
 _INSERT_INTO = re.compile(r"\s*INSERT\s+INTO\s+(\w+)", re.IGNORECASE)
+_WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
 _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 
 
@@ -57,10 +59,18 @@ class DatabaseUnavailable(PlainError):
     """The database could not be reached or the URL is wrong; the reason never contains the password."""
 
 
+class Result(Enum):
+    """What running a statement gives the cursor."""
+
+    ROWS = "rows"  # a query (or a write with its own RETURNING): its rows; rowcount -1, as in SQLite
+    COUNT = "count"  # a write: no rows; rowcount from the command's status ("UPDATE 3")
+    NEW_ID = "new id"  # an INSERT given `RETURNING id`: no rows; lastrowid and rowcount from its ids
+
+
 class Translated(NamedTuple):
     sql: str
     args: list[Any]
-    returns_id: bool  # `RETURNING id` was added: the statement's one row is the new id, not a result
+    result: Result
 
 
 def translate(sql: str, params: Params = (), id_tables: frozenset[str] = frozenset()) -> Translated:
@@ -72,7 +82,7 @@ def translate(sql: str, params: Params = (), id_tables: frozenset[str] = frozens
     SQLite, a sequence must hold exactly as many values as the highest number used.
     `strftime('%s','now')` becomes `extract(epoch from now())::bigint`. An INSERT into one of `id_tables`
     (tables with a generated `id`) without a RETURNING of its own gets `RETURNING id`: that is how the
-    cursor knows its `lastrowid`.
+    cursor knows its `lastrowid`. Other writes report how many rows they changed (`rowcount`).
     """
     named = isinstance(params, Mapping)
     used: dict[str | int, int] = {}  # SQLite's parameter (name or number) → its $n, by first use
@@ -104,18 +114,24 @@ def translate(sql: str, params: Params = (), id_tables: frozenset[str] = frozens
         if len(values) != highest:
             raise ValueError(f"the statement takes {highest} parameters, not {len(values)}")
         args = [values[number - 1] for number in used]  # type: ignore[index]
+    if not _WRITE.match(text) or _RETURNING.search(text):
+        return Translated(text, args, Result.ROWS)
     insert = _INSERT_INTO.match(text)
-    returns_id = bool(insert and insert[1].lower() in id_tables and not _RETURNING.search(text))
-    if returns_id:
-        text = text.rstrip().rstrip(";") + " RETURNING id"
-    return Translated(text, args, returns_id)
+    if insert and insert[1].lower() in id_tables:
+        return Translated(text.rstrip().rstrip(";") + " RETURNING id", args, Result.NEW_ID)
+    return Translated(text, args, Result.COUNT)
 
 
 class Cursor:
-    """The rows of one statement, read like an aiosqlite cursor; `lastrowid` is 0 unless an id came back."""
+    """One statement's outcome, read like an aiosqlite cursor: its rows, `rowcount` and `lastrowid`.
 
-    def __init__(self, rows: list[asyncpg.Record], lastrowid: int = 0) -> None:
+    `rowcount` is the number of rows a write changed (-1 for a query); `lastrowid` the id an INSERT
+    into a table with a generated id created (else 0).
+    """
+
+    def __init__(self, rows: list[asyncpg.Record], *, rowcount: int = -1, lastrowid: int = 0) -> None:
         self._rows = iter(rows)
+        self.rowcount = rowcount
         self.lastrowid = lastrowid
 
     async def fetchone(self) -> asyncpg.Record | None:
@@ -153,9 +169,12 @@ class Connection:
 
 
 async def _run(target: asyncpg.Pool | asyncpg.Connection, statement: Translated) -> Cursor:
+    if statement.result is Result.COUNT:
+        status = await target.execute(statement.sql, *statement.args)  # e.g. "INSERT 0 1", "UPDATE 3"
+        return Cursor([], rowcount=int(status.rsplit(" ", 1)[-1]))
     rows = await target.fetch(statement.sql, *statement.args)
-    if statement.returns_id:
-        return Cursor([], rows[-1]["id"] if rows else 0)
+    if statement.result is Result.NEW_ID:
+        return Cursor([], rowcount=len(rows), lastrowid=rows[-1]["id"] if rows else 0)
     return Cursor(rows)
 
 
@@ -201,7 +220,10 @@ class PostgresDatabase:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
-        """BEGIN … COMMIT holding the write lock; rolled back on any exception (cancellation included)."""
+        """BEGIN … COMMIT holding the write lock; rolled back on any exception (cancellation included).
+
+        As with SQLite's, never open one inside another: the inner one waits for the outer's lock.
+        """
         async with self._pool.acquire() as connection, connection.transaction():
             await connection.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK)
             yield Connection(connection, self._id_tables)
@@ -290,8 +312,8 @@ def _unreachable(url: str, exc: Exception) -> str:
 def _secrets(url: str) -> set[str]:
     """Every password the URL (or the environment asyncpg also reads) holds, as written and decoded."""
     found = {os.environ.get("PGPASSWORD", "")}
-    userinfo, _, _ = url.partition("://")[2].rpartition("@")
-    found.add(userinfo.partition(":")[2])
+    authority = re.split(r"[/?#]", url.partition("://")[2], maxsplit=1)[0]  # as urlsplit, but never raises
+    found.add(authority.rpartition("@")[0].partition(":")[2])
     found.update(parse_qs(url.partition("?")[2]).get("password", []))
     return {form for secret in found if secret for form in (secret, unquote(secret))}
 

@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 
 from bot.db import MIGRATIONS_DIR, Database, MigrationError, migration_files
-from bot.db_postgres import POSTGRES_MIGRATIONS_DIR, DatabaseUnavailable, PostgresDatabase, translate
+from bot.db_postgres import POSTGRES_MIGRATIONS_DIR, DatabaseUnavailable, PostgresDatabase, Result, translate
 from bot.jobs.store import JobStore, NewJob
 from bot.quotas import LedgerError, Limits, QuotaExceeded, Quotas
 from tests.test_quotas import ALICE, BOB, DEFAULTS, GUILD, Clock, accept, add_job, at, ledger, settle
@@ -79,7 +79,7 @@ def test_translate_parameters_and_functions(
     sql: str, params: object, expected: str, args: list[object]
 ) -> None:
     translated = translate(sql, params)  # type: ignore[arg-type]
-    assert (translated.sql, translated.args, translated.returns_id) == (expected, args, False)
+    assert (translated.sql, translated.args) == (expected, args)
 
 
 def test_translate_dict_values_as_parameters() -> None:
@@ -88,24 +88,28 @@ def test_translate_dict_values_as_parameters() -> None:
 
 
 @pytest.mark.parametrize(
-    ("sql", "expected", "returns_id"),
+    ("sql", "expected", "result"),
     [
-        ("INSERT INTO jobs (a) VALUES (?)", "INSERT INTO jobs (a) VALUES ($1) RETURNING id", True),
-        ("  insert into Ledger (a) values (?);\n", "  insert into Ledger (a) values ($1) RETURNING id", True),
-        ("INSERT INTO bot_state (a) VALUES (?)", "INSERT INTO bot_state (a) VALUES ($1)", False),
+        ("INSERT INTO jobs (a) VALUES (?)", "INSERT INTO jobs (a) VALUES ($1) RETURNING id", Result.NEW_ID),
+        (
+            "  insert into Ledger (a) values (?);\n",
+            "  insert into Ledger (a) values ($1) RETURNING id",
+            Result.NEW_ID,
+        ),
+        ("INSERT INTO bot_state (a) VALUES (?)", "INSERT INTO bot_state (a) VALUES ($1)", Result.COUNT),
         (
             "INSERT INTO jobs (a) VALUES (?) RETURNING a",
             "INSERT INTO jobs (a) VALUES ($1) RETURNING a",
-            False,
+            Result.ROWS,
         ),
-        ("UPDATE jobs SET a = ?", "UPDATE jobs SET a = $1", False),
+        ("UPDATE jobs SET a = ?", "UPDATE jobs SET a = $1", Result.COUNT),
+        ("DELETE FROM jobs WHERE a = ?", "DELETE FROM jobs WHERE a = $1", Result.COUNT),
+        ("SELECT id FROM jobs WHERE a = ?", "SELECT id FROM jobs WHERE a = $1", Result.ROWS),
     ],
 )
-def test_translate_returns_the_new_id_of_tables_that_have_one(
-    sql: str, expected: str, returns_id: bool
-) -> None:
+def test_translate_knows_what_a_statement_gives_back(sql: str, expected: str, result: Result) -> None:
     translated = translate(sql, (1,), frozenset({"jobs", "ledger"}))
-    assert (translated.sql, translated.returns_id) == (expected, returns_id)
+    assert (translated.sql, translated.result) == (expected, result)
 
 
 def test_translate_refuses_mixed_parameter_styles() -> None:
@@ -143,7 +147,12 @@ async def test_rows_cursors_and_lastrowid(pg: PostgresDatabase) -> None:
             " VALUES (?1, ?2, ?3, 'reserve', 5, 0, 0)",
             (first, GUILD, ALICE),
         )
-        assert inserted.lastrowid == 1 and await inserted.fetchall() == []
+        assert (inserted.lastrowid, inserted.rowcount, await inserted.fetchall()) == (1, 1, [])
+        updated = await conn.execute("UPDATE jobs SET progress = 5 WHERE guild_id = ?", (GUILD,))
+        assert (updated.rowcount, updated.lastrowid, await updated.fetchone()) == (2, 0, None)
+        nothing = await conn.execute("UPDATE jobs SET progress = 5 WHERE id = ?", (99,))
+        keyed = await conn.execute("INSERT INTO bot_state (key, value, updated_at) VALUES ('x', 'y', 0)")
+        assert (nothing.rowcount, keyed.rowcount, keyed.lastrowid, counted.rowcount) == (0, 1, 0, -1)
 
 
 async def test_the_bot_state_upsert_of_the_app(pg: PostgresDatabase) -> None:
@@ -440,16 +449,29 @@ async def test_quotas_run_unchanged(pg: PostgresDatabase, quotas: Quotas) -> Non
 
 async def test_the_job_store_runs_unchanged(pg: PostgresDatabase, quotas: Quotas) -> None:
     store = JobStore(pg, quotas, clock=lambda: 1_700_000_000.5)  # type: ignore[arg-type]
-    new = NewJob(GUILD, 2, ALICE, 3, "token", 1_700_000_900.0, 10_485_760, "wan", "1280x720", 5, "a cat")
-    job = await store.create(new)
-    job = await store.reserve(job, 250_000, provider_video_id="video-1")
+    new = NewJob(
+        guild_id=GUILD,
+        channel_id=2,
+        member_id=ALICE,
+        application_id=3,
+        interaction_token="token",
+        token_expires_at=1_700_000_900.0,
+        upload_limit=10_485_760,
+        model="wan",
+        size="1280x720",
+        seconds=5,
+        prompt="a cat",
+    )
+    job = await store.reserve(await store.create(new), 250_000, provider_video_id="video-1")
     assert (job.status.value, job.cost_micros, job.created_at) == ("reserved", 250_000, 1_700_000_000.5)
     assert await store.by_provider_video("video-1") == job
-    posted = await store.mark_posted(job.id, 42, compressed=1)
-    assert (posted.status.value, posted.clip_message_id, posted.compressed) == ("posted", 42, True)
-    failed = await store.fail((await store.create(new)).id, "provider refused")
-    assert failed.status.value == "failed" and await store.unfinished() == []
-    assert [kind for _, kind, _ in await ledger(pg)] == ["reserve", "charge"]  # type: ignore[arg-type]
+    assert (await store.update(job.id, progress=40)).progress == 40
+    waiting = await store.create(new)
+    assert [unfinished.id for unfinished in await store.unfinished()] == [job.id, waiting.id]
+    failed = await store.fail(job.id, "provider refused")
+    assert (failed.status.value, failed.error) == ("failed", "provider refused")
+    assert [unfinished.id for unfinished in await store.unfinished()] == [waiting.id]
+    assert [kind for _, kind, _ in await ledger(pg)] == ["reserve", "refund"]  # type: ignore[arg-type]
 
 
 async def test_fifty_reservations_from_two_pools_take_exactly_what_fits(postgres_url: str) -> None:
