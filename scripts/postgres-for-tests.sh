@@ -1,25 +1,24 @@
 #!/usr/bin/env bash
-# Makes sure PostgreSQL's server programs (initdb, pg_ctl, postgres) are on this machine: the tests start
+# Makes sure PostgreSQL's server programs (initdb, postgres) are on this machine: the tests start
 # throwaway servers from them (tests/pg.py). Installs Debian's `postgresql` package when they are missing
 # and is a fast no-op otherwise; prints one line saying which. Needs root (or sudo) only to install.
 set -euo pipefail
 
 bindir() {
     # The PATH's programs first, else the newest of Debian's versioned directories.
-    if command -v initdb >/dev/null && command -v pg_ctl >/dev/null; then
-        dirname "$(readlink -f "$(command -v pg_ctl)")"
-        return
-    fi
     local dir
-    dir=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-    if [[ -x "$dir/initdb" && -x "$dir/pg_ctl" ]]; then
-        echo "$dir"
-    fi
+    for dir in "$(dirname "$(readlink -f "$(command -v initdb || echo /nonexistent/initdb)")")" \
+        $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V -r); do
+        if [[ -x "$dir/initdb" && -x "$dir/postgres" ]]; then
+            echo "$dir"
+            return
+        fi
+    done
 }
 
 found=$(bindir)
 if [[ -n "$found" ]]; then
-    echo "postgres-for-tests: PostgreSQL $("$found/pg_ctl" --version | awk '{print $3}') already installed in $found"
+    echo "postgres-for-tests: PostgreSQL $("$found/postgres" --version | awk '{print $3}') already installed in $found"
     exit 0
 fi
 
@@ -42,7 +41,7 @@ if ! { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q \
 fi
 found=$(bindir)
 if [[ -z "$found" ]]; then
-    echo "postgres-for-tests: postgresql was installed but initdb/pg_ctl are not in /usr/lib/postgresql/*/bin" >&2
+    echo "postgres-for-tests: postgresql was installed but initdb/postgres are not in /usr/lib/postgresql/*/bin" >&2
     exit 1
 fi
-echo "postgres-for-tests: installed PostgreSQL $("$found/pg_ctl" --version | awk '{print $3}') in $found ($((SECONDS - started)) s)"
+echo "postgres-for-tests: installed PostgreSQL $("$found/postgres" --version | awk '{print $3}') in $found ($((SECONDS - started)) s)"

@@ -2,9 +2,10 @@
 
 `running_postgres()` initialises a cluster in a temporary directory and starts it on 127.0.0.1 at a free
 port (its unix socket stays in that directory), tuned for tests (no fsync), and stops it with a fast
-shutdown at the end. initdb refuses to run as root, so as root the server runs as the `postgres` system
-user (or `nobody`). The programs come from scripts/postgres-for-tests.sh. A server that cannot start
-raises `PostgresUnavailable` with the reason; the fixtures turn that into a failure, never a skip.
+shutdown at the end, or when the test process dies. initdb refuses to run as root, so as root the server
+runs as the `postgres` system user (or `nobody`). The programs come from scripts/postgres-for-tests.sh.
+A server that cannot start raises `PostgresUnavailable` with the reason; the fixtures turn that into a
+failure, never a skip.
 
 Register the fixtures with `pytest_plugins = ("tests.pg",)` (or import them in conftest).
 """
@@ -16,9 +17,11 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +39,7 @@ SETTINGS = {
     "full_page_writes": "off",
     "max_connections": "200",
 }
+STARTUP_SECONDS = 60
 
 
 class PostgresUnavailable(RuntimeError):
@@ -74,23 +78,24 @@ class PostgresServer:
 
 
 def find_bindir() -> Path:
-    """The directory holding initdb and pg_ctl: the PATH's, else the newest of Debian's versioned ones."""
-    on_path = shutil.which("pg_ctl")
-    if on_path and shutil.which("initdb"):
-        return Path(on_path).resolve().parent
-    versions = sorted(
-        Path("/").glob(DEBIAN_BINDIRS.lstrip("/")), key=lambda path: int(path.parent.name), reverse=True
-    )
-    for bindir in versions:
-        if (bindir / "initdb").exists() and (bindir / "pg_ctl").exists():
+    """The directory holding initdb and postgres: the PATH's, else the newest of Debian's versioned ones."""
+    on_path = shutil.which("initdb")
+    candidates = [Path(on_path).resolve().parent] if on_path else []
+    candidates += sorted(Path("/").glob(DEBIAN_BINDIRS.lstrip("/")), key=_version, reverse=True)
+    for bindir in candidates:
+        if (bindir / "initdb").exists() and (bindir / "postgres").exists():
             return bindir
     raise PostgresUnavailable(
-        "PostgreSQL's initdb and pg_ctl are not installed: run scripts/postgres-for-tests.sh"
+        "PostgreSQL's initdb and postgres are not installed: run scripts/postgres-for-tests.sh"
     )
+
+
+def _version(bindir: Path) -> list[int]:
+    return [int(part) for part in bindir.parent.name.split(".") if part.isdigit()]
 
 
 def _server_user() -> pwd.struct_passwd | None:
-    """Whom to run the server as: None for the current user; a system user when we are root."""
+    """Whom the server runs as: None for ourselves; as root (which initdb refuses) a system user."""
     if os.geteuid() != 0:
         return None
     for name in ("postgres", "nobody"):
@@ -101,41 +106,62 @@ def _server_user() -> pwd.struct_passwd | None:
     raise PostgresUnavailable("running as root, and neither a postgres nor a nobody user exists")
 
 
+def _as(user: pwd.struct_passwd | None) -> list[str]:
+    """The prefix that runs a program as `user` and ends it with SIGINT (for the server: a fast
+    shutdown) if this process dies, so a killed test run leaves no server behind."""
+    prefix = ["setpriv", "--pdeathsig=INT"]
+    if user:
+        prefix += [f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
+    return [*prefix, "--"]
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
-def _give(path: Path, user: pwd.struct_passwd | None) -> None:
-    if user:
-        os.chown(path, user.pw_uid, user.pw_gid)
+def _wait_until_ready(server: subprocess.Popen[bytes], data: Path, log: Path) -> None:
+    """Until the server says it accepts connections (in postmaster.pid, as pg_ctl reads it)."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise PostgresUnavailable(f"postgres exited with {server.returncode}; its log:\n{_tail(log)}")
+        try:
+            status = (data / "postmaster.pid").read_text().splitlines()[7:8]
+        except FileNotFoundError:
+            status = []
+        if status and status[0].strip() == "ready":
+            return
+        time.sleep(0.02)
+    raise PostgresUnavailable(f"postgres did not start within {STARTUP_SECONDS} s; its log:\n{_tail(log)}")
 
 
-def _run(command: list[str], user: pwd.struct_passwd | None, cwd: Path) -> None:
-    prefix = ["runuser", "-u", user.pw_name, "--"] if user else []
-    done = subprocess.run(prefix + command, cwd=cwd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise PostgresUnavailable(
-            f"{Path(command[0]).name} failed (exit {done.returncode}): {(done.stdout + done.stderr).strip()}"
-        )
+def _tail(log: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"(no log: {exc})"
 
 
 @contextmanager
 def running_postgres() -> Iterator[PostgresServer]:
-    """Start a throwaway server; stop it and delete its files on exit."""
+    """Start a throwaway server; stop it (fast shutdown) and delete its files on exit."""
     bindir = find_bindir()
     user = _server_user()
+    as_user = _as(user)
     root = Path(tempfile.mkdtemp(prefix="soracord-pg-"))
     try:
-        _give(root, user)
         password = secrets.token_urlsafe(16)
         password_file = root / "password"
         password_file.write_text(password)
-        _give(password_file, user)
+        if user:
+            for path in (root, password_file):
+                os.chown(path, user.pw_uid, user.pw_gid)
         data = root / "data"
-        _run(
+        initdb = subprocess.run(
             [
+                *as_user,
                 str(bindir / "initdb"),
                 f"--pgdata={data}",
                 f"--username={SUPERUSER}",
@@ -145,32 +171,31 @@ def running_postgres() -> Iterator[PostgresServer]:
                 "--locale=C",
                 "--no-sync",
             ],
-            user,
-            root,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         password_file.unlink()
+        if initdb.returncode != 0:
+            raise PostgresUnavailable(f"initdb failed: {(initdb.stdout + initdb.stderr).strip()}")
         port = _free_port()
         settings = SETTINGS | {"port": str(port), "unix_socket_directories": f"'{root}'"}
         with (data / "postgresql.conf").open("a") as conf:
             conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
         log = root / "server.log"
+        with log.open("wb") as output:
+            server = subprocess.Popen(
+                [*as_user, str(bindir / "postgres"), "-D", str(data)], cwd=root, stdout=output, stderr=output
+            )
         try:
-            _run([str(bindir / "pg_ctl"), f"--pgdata={data}", f"--log={log}", "--wait", "start"], user, root)
-        except PostgresUnavailable as exc:
-            raise PostgresUnavailable(f"{exc}\nserver log:\n{_tail(log)}") from None
-        try:
+            _wait_until_ready(server, data, log)
             yield PostgresServer("127.0.0.1", port, password, itertools.count(1))
         finally:
-            _run([str(bindir / "pg_ctl"), f"--pgdata={data}", "--mode=fast", "--wait", "stop"], user, root)
+            server.send_signal(signal.SIGINT)  # fast shutdown: disconnect clients, no waiting
+            server.wait()
     finally:
         shutil.rmtree(root, ignore_errors=True)
-
-
-def _tail(log: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-    except OSError as exc:
-        return f"(no log: {exc})"
 
 
 @pytest.fixture(scope="session")

@@ -280,10 +280,12 @@ async def test_migrations_apply_once_even_when_two_processes_start_together(post
 async def test_a_failed_migration_rolls_back_and_names_the_file(postgres_url: str, tmp_path: Path) -> None:
     (tmp_path / "0001_good.sql").write_text("CREATE TABLE a (x BIGINT);\n")
     (tmp_path / "0002_bad.sql").write_text("CREATE TABLE b (x BIGINT);\nINSERT INTO missing VALUES (1);\n")
-    db = await PostgresDatabase.open(postgres_url)
+    db = await PostgresDatabase.open(postgres_url, max_connections=1)  # the migrating connection is reused
     try:
         with pytest.raises(MigrationError) as raised:
             await db.migrate(tmp_path)
+        lock_timeout = await db.fetchone("SHOW lock_timeout")  # migrating waits unbounded; later work not
+        assert lock_timeout is not None and lock_timeout["lock_timeout"] == "10s"
         assert raised.value.filename == "0002_bad.sql"
         tables = await db.fetchall("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
         assert {row["tablename"] for row in tables} == {"a", "schema_version"}

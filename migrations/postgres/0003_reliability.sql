@@ -1,4 +1,5 @@
--- The twin of ../0003_reliability.sql. Reliability: every job ends exactly once.
+-- The twin of ../0003_reliability.sql. Reliability (every job ends exactly once) and models that are
+-- not Sora.
 -- New states: 'posting' (written just before the clip or its fallback is posted, so a restart looks
 -- in the channel before posting again), 'queued' and 'cancelled' (the server's queue and Cancel).
 -- PostgreSQL changes the CHECK constraint and adds the columns in place (SQLite rebuilds the table).
@@ -17,6 +18,8 @@ ALTER TABLE jobs ADD COLUMN alive_at DOUBLE PRECISION;
 UPDATE jobs SET alive_at = COALESCE(submitted_at, created_at);
 -- opaque data the provider's client needs to find the job again (e.g. its status URL)
 ALTER TABLE jobs ADD COLUMN provider_locator TEXT;
+-- the member's choice of sound for models where it is optional (NULL: the model's default)
+ALTER TABLE jobs ADD COLUMN audio BIGINT CHECK (audio IN (0, 1));
 
 DROP INDEX jobs_unfinished;
 CREATE INDEX jobs_unfinished ON jobs (status) WHERE status NOT IN ('posted', 'failed', 'cancelled');
