@@ -1,4 +1,4 @@
-"""`python -m bot` starts the bot; `python -m bot invite` prints its invite URL."""
+"""`python -m bot` starts the bot; `invite` prints its invite URL; `check` tests the provider settings."""
 
 from __future__ import annotations
 
@@ -11,14 +11,17 @@ import discord
 from pydantic import ValidationError
 
 from bot.app import SoraBot
+from bot.catalogue import Catalogue
+from bot.check import run_check
 from bot.db import MigrationError
 from bot.invite import invite_url
-from bot.pricing import PriceFileError, PriceTable, load_prices
+from bot.offer import Offer
+from bot.pricing import PriceFileError
 from bot.settings import Settings, describe_errors
 
 log = logging.getLogger("bot")
 
-USAGE = "usage: python -m bot [invite]"
+USAGE = "usage: python -m bot [invite | check]"
 
 
 def load_settings() -> Settings:
@@ -31,8 +34,25 @@ def load_settings() -> Settings:
         raise SystemExit(2) from None
 
 
+def load_offer(settings: Settings) -> Offer:
+    """The catalogue with MODELS_FILE and PRICES_FILE, checked against the settings; exit 2 if wrong."""
+    try:
+        catalogue = Catalogue.load(
+            settings.video_provider, models_file=settings.models_file, prices_file=settings.prices_file
+        )
+    except PriceFileError as error:
+        print(error, file=sys.stderr)
+        raise SystemExit(2) from None
+    offer = Offer.from_settings(catalogue, settings)
+    problems = offer.problems()
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        raise SystemExit(2)
+    return offer
+
+
 def main(argv: list[str]) -> int:
-    if argv not in ([], ["invite"]):
+    if argv not in ([], ["invite"], ["check"]):
         print(USAGE, file=sys.stderr)
         return 2
     settings = load_settings()
@@ -43,24 +63,21 @@ def main(argv: list[str]) -> int:
             print(f"{error}; copy it again from the Developer Portal (Bot -> Reset Token).", file=sys.stderr)
             return 2
         return 0
-    try:
-        prices = load_prices(settings.prices_file)
-    except PriceFileError as error:
-        print(error, file=sys.stderr)
-        return 2
+    offer = load_offer(settings)
+    if argv == ["check"]:
+        return asyncio.run(run_check(settings, offer))
     discord.utils.setup_logging(level=logging.getLevelName(settings.log_level), root=True)
-    for model in settings.video_models:
-        if not prices.has_model(model):
-            log.warning("VIDEO_MODELS offers %s but it has no price; requests for it will be refused", model)
-    return asyncio.run(run(settings, prices))
+    for line in offer.catalogue.warnings(settings.video_models):
+        log.warning("%s", line)
+    return asyncio.run(run(settings, offer.catalogue))
 
 
-async def run(settings: Settings, prices: PriceTable) -> int:
+async def run(settings: Settings, catalogue: Catalogue) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    bot = SoraBot(settings, prices=prices)
+    bot = SoraBot(settings, catalogue=catalogue)
     async with bot:
         runner = asyncio.create_task(bot.start(settings.discord_token.get_secret_value()))
         stopper = asyncio.create_task(stop.wait())

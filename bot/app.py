@@ -13,19 +13,23 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
+from bot.catalogue import Catalogue
+from bot.catalogue_refresh import ModelsRefresher
+from bot.clip_buttons import clip_view_factory
 from bot.db import Database
 from bot.discord_delivery import DiscordDelivery
 from bot.errors import handle_command_error
+from bot.intake import Intake
 from bot.jobs.runner import JobRunner, RunnerTiming
 from bot.jobs.store import JobStore
-from bot.pricing import PriceTable
+from bot.offer import Offer
 from bot.quotas import Limits, Quotas
 from bot.settings import Settings, usd_to_micros
-from bot.videos import create_video_client
+from bot.videos import VideoClient, create_video_client
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS: tuple[str, ...] = ("cogs.generate", "cogs.remix", "cogs.jobs", "cogs.quota")
+EXTENSIONS: tuple[str, ...] = ("cogs.video", "cogs.quota")
 
 
 def point_discord_at(api_base_url: str, gateway_url: str) -> None:
@@ -42,13 +46,25 @@ class SoraTree(app_commands.CommandTree):
 
 
 class SoraBot(commands.Bot):
-    """The same class serves `python -m bot` and the tests; everything external comes from `settings`."""
+    """The same class serves `python -m bot` and the tests; everything external comes from `settings`.
+
+    The shared resources below are made in `setup_hook` (RoboDanny style: declared, not Optional).
+    """
+
+    db: Database
+    http_session: aiohttp.ClientSession
+    quotas: Quotas
+    store: JobStore
+    video_client: VideoClient
+    delivery: DiscordDelivery
+    runner: JobRunner
+    intake: Intake
 
     def __init__(
         self,
         settings: Settings,
         *,
-        prices: PriceTable,
+        catalogue: Catalogue,
         timing: RunnerTiming | None = None,
         extensions: tuple[str, ...] = EXTENSIONS,
         **client_options: Any,
@@ -68,14 +84,13 @@ class SoraBot(commands.Bot):
             **client_options,
         )
         self.settings = settings
-        self.prices = prices
+        self.catalogue = catalogue
+        self.offer = Offer.from_settings(catalogue, settings)
         self.timing = timing or RunnerTiming(poll_interval=settings.poll_interval_seconds)
         self.extensions_to_load = extensions
-        self.db: Database | None = None
-        self.http_session: aiohttp.ClientSession | None = None
-        self.runner: JobRunner | None = None
         self.failed_extensions: list[str] = []
         self.synced_commands = False
+        self._started = False
 
     async def setup_hook(self) -> None:
         settings = self.settings
@@ -87,13 +102,27 @@ class SoraBot(commands.Bot):
         self.video_client = create_video_client(
             settings.video_provider,
             settings.api_base,
-            settings.openai_api_key.get_secret_value(),
+            settings.video_api_key.get_secret_value(),
             self.http_session,
         )
-        self.delivery = DiscordDelivery(self, self.store, edit_interval=self.timing.card_edit_interval)
-        self.runner = JobRunner(
-            self.store, self.video_client, self.delivery, work_dir=settings.work_dir, timing=self.timing
+        self.delivery = DiscordDelivery(
+            self,
+            self.store,
+            clip_view=clip_view_factory(self.catalogue.get),
+            edit_interval=self.timing.card_edit_interval,
         )
+        self.runner = JobRunner(
+            self.store,
+            self.video_client,
+            self.delivery,
+            self.catalogue.get,
+            work_dir=settings.work_dir,
+            timing=self.timing,
+            max_download_bytes=settings.max_download_mb << 20,
+        )
+        self.intake = Intake(self)
+        self.models_refresher = ModelsRefresher(self.catalogue, self.video_client, self.db)
+        await self.models_refresher.start()
         for name in self.extensions_to_load:
             try:
                 await self.load_extension(name)
@@ -102,14 +131,16 @@ class SoraBot(commands.Bot):
                 self.failed_extensions.append(name)
         await self.sync_commands_if_changed()
         await self.runner.start()
+        self._started = True
 
     async def close(self) -> None:
-        if self.runner is not None:
+        if self._started:
+            await self.models_refresher.stop()
             await self.runner.stop()
         await super().close()
-        if self.http_session is not None:
+        if hasattr(self, "http_session"):
             await self.http_session.close()
-        if self.db is not None:
+        if hasattr(self, "db"):
             await self.db.close()
 
     async def on_ready(self) -> None:
@@ -123,7 +154,6 @@ class SoraBot(commands.Bot):
 
     async def sync_commands_if_changed(self) -> bool:
         """Sync the command tree only when it differs from the last sync (Discord caps creates per day)."""
-        assert self.db is not None
         guild = discord.Object(self.settings.discord_guild_id) if self.settings.discord_guild_id else None
         if guild is not None:
             self.tree.copy_global_to(guild=guild)

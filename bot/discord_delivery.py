@@ -34,13 +34,17 @@ SLOW_AFTER = 3600.0
 ViewFactory = Callable[[Job], discord.ui.View | None]
 
 
+#: One letter per kind of post, appended to the job's nonce.
+NONCE_KINDS = {"card": "c", "clip": "v", "fallback": "f"}
+
+
 def nonce_for(job: Job, what: str) -> str:
     """The job's random nonce (never the row id: another database reuses ids) plus what is posted.
 
     Discord returns the first message when a post with the same nonce is retried within a few minutes;
     past that window, `find_posted` looks in the channel instead.
     """
-    return f"{job.nonce}{what[0]}"[:25]
+    return f"{job.nonce}{NONCE_KINDS[what]}"
 
 
 def refuse_for_good(error: discord.HTTPException, what: str) -> None:
@@ -137,7 +141,7 @@ class DiscordDelivery:
                 "from it while it keeps the file."
             )
         file = discord.File(thumbnail, filename=f"soracord-{job.id}-thumbnail.webp") if thumbnail else None
-        return await self._post(job, text, file, "fall", view)
+        return await self._post(job, text, file, "fallback", view)
 
     async def _post(
         self, job: Job, content: str, file: discord.File | None, what: str, view: discord.ui.View | None
@@ -184,6 +188,18 @@ class DiscordDelivery:
             refuse_for_good(error, "channel history")
             raise
         return None
+
+    async def clip_url(self, job: Job) -> str | None:
+        """Where Discord serves a posted clip's file (read fresh: attachment links expire), or None."""
+        if job.clip_message_id is None:
+            return None
+        try:
+            message = await self._channel(job).fetch_message(job.clip_message_id)
+        except discord.HTTPException as error:
+            log.info("Job %s: cannot read its clip message: %s", job.id, error)
+            return None
+        clip = next((a for a in message.attachments if a.filename.endswith(".mp4")), None)
+        return clip.url if clip else None
 
     def forget(self, job_id: int) -> None:
         self._last_edit.pop(job_id, None)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import (
+    AliasChoices,
     AnyHttpUrl,
     AnyWebsocketUrl,
     BeforeValidator,
@@ -15,14 +16,12 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
-    model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.videos import DIALECTS
 
 SIZE_PATTERN = re.compile(r"^\d{2,5}x\d{2,5}$")
-ALLOWED_SECONDS = (4, 8, 12)
 MAX_BUDGET_USD = Decimal("100000")
 
 
@@ -63,35 +62,55 @@ Usd = Annotated[Decimal, BeforeValidator(parse_usd)]
 OptionalText = Annotated[str | None, BeforeValidator(_blank_to_none)]
 
 
+#: Where each provider family lives unless VIDEO_API_BASE_URL says otherwise.
+DEFAULT_BASE_URLS = {
+    "openrouter": "https://openrouter.ai/api/v1",
+    "fal": "https://queue.fal.run",
+    "openai": "https://api.openai.com/v1",
+    "aimlapi": "https://api.aimlapi.com",
+}
+OptionalPath = Annotated[Path | None, BeforeValidator(_blank_to_none)]
+OptionalUrl = Annotated[AnyHttpUrl | None, BeforeValidator(_blank_to_none)]
+OptionalInt = Annotated[int | None, BeforeValidator(_blank_to_none)]
+
+
 class Settings(BaseSettings):
-    """The operator's configuration. Names match DESIGN.md's settings table."""
+    """The operator's configuration. Names match DESIGN.md's settings table.
+
+    What depends on the model catalogue (is DEFAULT_MODEL offered, does it allow DEFAULT_SIZE) is checked
+    at start against the loaded catalogue (`bot.offer.Offer.problems`), not here.
+    """
 
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
     )
 
     discord_token: SecretStr
-    openai_api_key: SecretStr
-    openai_base_url: AnyHttpUrl = AnyHttpUrl("https://api.openai.com/v1")
-    video_provider: str = "openai"
-    video_models: Annotated[list[str], NoDecode, BeforeValidator(_split_csv)] = ["sora-2", "sora-2-pro"]
-    prices_file: Annotated[Path | None, BeforeValidator(_blank_to_none)] = None
+    video_provider: str = "openrouter"
+    video_api_key: SecretStr = Field(validation_alias=AliasChoices("video_api_key", "openai_api_key"))
+    video_api_base_url: OptionalUrl = Field(
+        default=None, validation_alias=AliasChoices("video_api_base_url", "openai_base_url")
+    )
+    video_models: Annotated[list[str] | None, NoDecode, BeforeValidator(_split_csv)] = None
+    models_file: OptionalPath = None
+    prices_file: OptionalPath = None
     discord_api_base_url: AnyHttpUrl = AnyHttpUrl("https://discord.com/api/v10")
     discord_gateway_url: AnyWebsocketUrl = AnyWebsocketUrl("wss://gateway.discord.gg/")
-    discord_guild_id: Annotated[int | None, BeforeValidator(_blank_to_none)] = None
+    discord_guild_id: OptionalInt = None
     database_path: Path = Path("data/soracord.sqlite3")
     poll_interval_seconds: float = Field(default=5.0, gt=0, le=600)
-    default_model: str = "sora-2"
-    default_size: str = "1280x720"
-    default_seconds: int = 4
+    default_model: OptionalText = None
+    default_size: OptionalText = None
+    default_seconds: OptionalInt = None
     quota_guild_daily_usd: Usd = Decimal("5.00")
     quota_guild_monthly_usd: Annotated[Decimal | None, BeforeValidator(_blank_to_none)] = None
     quota_member_daily_usd: Usd = Decimal("1.00")
     max_concurrent_jobs_per_guild: int = Field(default=3, ge=0, le=1000)
+    max_download_mb: int = Field(default=512, ge=1, le=100_000)
     log_level: str = "INFO"
     work_dir: Path = Path("data/work")
 
-    @field_validator("discord_token", "openai_api_key", mode="before")
+    @field_validator("discord_token", "video_api_key", mode="before")
     @classmethod
     def _not_blank(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
@@ -113,25 +132,23 @@ class Settings(BaseSettings):
 
     @field_validator("video_models")
     @classmethod
-    def _some_models(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("must name at least one model, e.g. sora-2,sora-2-pro")
-        if len(value) > 25:
+    def _some_models(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(value) > 25:
             raise ValueError("can offer at most 25 models (Discord's choice limit)")
-        return value
+        return value or None
 
     @field_validator("default_size")
     @classmethod
-    def _size_shape(cls, value: str) -> str:
-        if not SIZE_PATTERN.match(value):
+    def _size_shape(cls, value: str | None) -> str | None:
+        if value is not None and not SIZE_PATTERN.match(value.strip().lower()):
             raise ValueError("must look like 1280x720")
-        return value
+        return value.strip().lower() if value else None
 
     @field_validator("default_seconds")
     @classmethod
-    def _seconds_allowed(cls, value: int) -> int:
-        if value not in ALLOWED_SECONDS:
-            raise ValueError("must be 4, 8 or 12")
+    def _seconds_positive(cls, value: int | None) -> int | None:
+        if value is not None and not 1 <= value <= 600:
+            raise ValueError("must be a whole number of seconds from 1 to 600")
         return value
 
     @field_validator("log_level")
@@ -142,18 +159,12 @@ class Settings(BaseSettings):
             raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return value
 
-    @model_validator(mode="after")
-    def _default_model_offered(self) -> Settings:
-        if self.default_model not in self.video_models:
-            raise ValueError(
-                f"DEFAULT_MODEL {self.default_model!r} must be one of VIDEO_MODELS "
-                f"({','.join(self.video_models)})"
-            )
-        return self
-
     @property
     def api_base(self) -> str:
-        return str(self.openai_base_url).rstrip("/")
+        """The provider's API base: VIDEO_API_BASE_URL, or the family's own."""
+        if self.video_api_base_url is not None:
+            return str(self.video_api_base_url).rstrip("/")
+        return DEFAULT_BASE_URLS[self.video_provider]
 
 
 def describe_errors(error: ValidationError) -> list[str]:

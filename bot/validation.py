@@ -1,56 +1,66 @@
-"""Checks on what a member asks for, before anything is spent. Pure functions."""
+"""Checks on what a member types, before anything is spent. Pure functions."""
 
 from __future__ import annotations
 
-import re
 import unicodedata
 
 from bot.reasons import PlainError
 
-#: The API allows 32,000 characters; Discord's string option allows 6,000 — the stricter one wins.
+#: Discord's text inputs (the remix and extend forms) take at most 4,000 characters; a model may allow fewer.
 MAX_PROMPT_CHARS = 4000
-ALLOWED_SECONDS = (4, 8, 12)
-LANDSCAPE, PORTRAIT = "1280x720", "720x1280"
-WIDE, TALL = "1792x1024", "1024x1792"
-SIZES_BY_FAMILY = {"sora-2-pro": (LANDSCAPE, PORTRAIT, WIDE, TALL), "sora-2": (LANDSCAPE, PORTRAIT)}
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+#: Characters that render as nothing but are not format characters: Hangul fillers, the combining
+#: grapheme joiner, the Mongolian vowel separator, the braille blank.
+_INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u034f\u180e\u2800")
+_ZERO_WIDTH_JOINER = "\u200d"
+_SOFT_HYPHEN = "\u00ad"
+#: What counts as something to see: letters, digits, punctuation and symbols (emoji are symbols).
+_VISIBLE_CATEGORIES = ("L", "N", "P", "S")
 
 
 class RequestRefused(PlainError):
     """Something the member can fix; `reason` tells them how."""
 
 
-def normalise_prompt(text: str) -> str:
-    """Strip control and bidi-override characters, normalise, trim; refuse empty or too long."""
-    text = unicodedata.normalize("NFC", text)
-    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\t", " ")).strip()
-    if not text:
+def normalise_prompt(text: str, limit: int = MAX_PROMPT_CHARS) -> str:
+    """Strip control, format and other invisible characters, normalise, trim; refuse empty or too long.
+
+    Kept: line breaks, a soft hyphen inside a word, a zero-width joiner inside an emoji sequence,
+    combining accents. Refused: a prompt with nothing visible left.
+    """
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\t", " "))
+    kept = [char for index, char in enumerate(text) if _keeps(text, index, char)]
+    text = "".join(kept).strip()
+    if not any(unicodedata.category(char).startswith(_VISIBLE_CATEGORIES) for char in text):
         raise RequestRefused(
             "The prompt is empty. Describe the video you want, e.g. *a cat surfing at sunset*."
         )
-    if len(text) > MAX_PROMPT_CHARS:
+    if len(text) > limit:
         raise RequestRefused(
-            f"The prompt is {len(text):,} characters long; "
-            f"the limit is {MAX_PROMPT_CHARS:,}. Please shorten it."
+            f"The prompt is {len(text):,} characters long; the limit for this model is {limit:,}. "
+            "Please shorten it."
         )
     return text
 
 
-def allowed_sizes(model: str) -> tuple[str, ...]:
-    """Sizes a model accepts; dated snapshots (`sora-2-pro-2025-10-06`) follow their family."""
-    for family, sizes in SIZES_BY_FAMILY.items():
-        if model == family or model.startswith(family + "-"):
-            return sizes
-    return (LANDSCAPE, PORTRAIT)
+def _keeps(text: str, index: int, char: str) -> bool:
+    if char == "\n":
+        return True
+    if char in _INVISIBLE:
+        return False
+    category = unicodedata.category(char)
+    if category == "Cc":
+        return False
+    if category == "Cf":  # format characters: bidi overrides, zero-width spaces, tags, word joiners…
+        before = text[index - 1] if index > 0 else ""
+        after = text[index + 1] if index + 1 < len(text) else ""
+        if char == _SOFT_HYPHEN:
+            return before.isalpha() and after.isalpha()
+        if char == _ZERO_WIDTH_JOINER:
+            return _is_symbol(before) and _is_symbol(after)
+        return False
+    return True
 
 
-def check_combination(model: str, size: str, seconds: int, offered_models: list[str]) -> None:
-    if model not in offered_models:
-        raise RequestRefused(f"`{model}` is not offered here. Choose one of: {', '.join(offered_models)}.")
-    sizes = allowed_sizes(model)
-    if size not in sizes:
-        raise RequestRefused(
-            f"`{model}` cannot make {size} videos. Allowed sizes for it: {', '.join(sizes)}."
-        )
-    if seconds not in ALLOWED_SECONDS:
-        raise RequestRefused("A video can be 4, 8 or 12 seconds long.")
+def _is_symbol(char: str) -> bool:
+    return bool(char) and (unicodedata.category(char) == "So" or char == "\ufe0f")

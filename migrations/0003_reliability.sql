@@ -1,4 +1,4 @@
--- Reliability: every job ends exactly once.
+-- Reliability (every job ends exactly once) and models that are not Sora.
 -- New states: 'posting' (written just before the clip or its fallback is posted, so a restart looks
 -- in the channel before posting again), 'queued' and 'cancelled' (the server's queue and Cancel).
 -- SQLite cannot change a CHECK constraint in place, so the table is rebuilt; references from the
@@ -43,7 +43,9 @@ CREATE TABLE jobs_new (
     -- last sign of life from the provider (submission, a change of progress): the age limit counts from it
     alive_at          REAL,
     -- opaque data the provider's client needs to find the job again (e.g. its status URL)
-    provider_locator  TEXT
+    provider_locator  TEXT,
+    -- the member's choice of sound for models where it is optional (NULL: the model's default)
+    audio             INTEGER CHECK (audio IN (0, 1))
 );
 INSERT INTO jobs_new (id, guild_id, channel_id, member_id, application_id, interaction_token,
     token_expires_at, upload_limit, remixed_from, model, size, seconds, prompt, image_path, image_mime,

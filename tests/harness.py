@@ -12,9 +12,9 @@ import discord
 from discord import app_commands
 
 from bot.app import SoraBot
+from bot.catalogue import Catalogue
 from bot.errors import UserFacingError
 from bot.jobs.runner import RunnerTiming
-from bot.pricing import load_prices
 from bot.settings import Settings
 from bot.videos.retry import RetryPolicy
 from tests.fakes.discord_fake import FakeChannel, FakeDiscord, FakeGuild, FakeMember, FakeMessage
@@ -49,6 +49,8 @@ class World:
             "discord_api_base_url": self.discord.api_base,
             "discord_gateway_url": self.discord.gateway_url,
             "discord_guild_id": self.guild.id,
+            "video_provider": "openai",
+            "video_models": "sora-2,sora-2-pro",
             "database_path": self.tmp / "data" / "bot.sqlite3",
             "work_dir": self.tmp / "work",
             "poll_interval_seconds": 0.05,
@@ -58,9 +60,11 @@ class World:
     @contextlib.asynccontextmanager
     async def running_bot(self, **overrides: Any) -> AsyncIterator[SoraBot]:
         """Start the real bot against the fakes; stop it (cleanly) on exit."""
-        bot = SoraBot(
-            self.settings(**overrides), prices=load_prices(None), timing=TEST_TIMING, guild_ready_timeout=0.05
+        settings = self.settings(**overrides)
+        catalogue = Catalogue.load(
+            settings.video_provider, models_file=settings.models_file, prices_file=settings.prices_file
         )
+        bot = SoraBot(settings, catalogue=catalogue, timing=TEST_TIMING, guild_ready_timeout=0.05)
         unexpected: list[BaseException] = []
         handler = bot.tree.on_error
 

@@ -64,12 +64,14 @@ class Job:
     nonce: str
     alive_at: float | None
     provider_locator: str | None
+    audio: bool | None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
         values = {name: row[name] for name in JOB_COLUMNS}
         values["status"] = JobStatus(values["status"])
         values["compressed"] = bool(values["compressed"])
+        values["audio"] = None if values["audio"] is None else bool(values["audio"])
         return cls(**values)
 
     @property

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
-from bot.catalogue import ModelSpec
+from bot.catalogue import ModelSpec, Remix
 from bot.errors import new_reference
 from bot.jobs.delivery import Delivery, DeliveryError
 from bot.jobs.models import Job, JobStatus
@@ -319,7 +319,7 @@ class JobRunner:
         if spec is None:
             log.error("Job %s: model %s is no longer in the catalogue", job.id, job.model)
             raise JobEnded(NOT_OFFERED)
-        if job.remixed_from is not None:
+        if job.remixed_from is not None and spec.remix is Remix.NATIVE:
             source = await self.store.require(job.remixed_from)
             if source.provider_video_id is None:
                 raise JobEnded("The source clip is no longer at the provider; nothing was charged.")
@@ -330,7 +330,7 @@ class JobRunner:
         if job.image_path and job.image_mime:
             image = ReferenceImage(Path(job.image_path), job.image_mime)
         return await self.client.create(
-            prompt=job.prompt, model=spec, size=job.size, seconds=job.seconds, image=image
+            prompt=job.prompt, model=spec, size=job.size, seconds=job.seconds, image=image, audio=job.audio
         )
 
     def _raise_if_permanent(self, job: Job, error: VideoAPIError) -> None:

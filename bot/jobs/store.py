@@ -32,6 +32,7 @@ class NewJob:
     size: str
     seconds: int
     prompt: str
+    audio: bool | None = None
     remixed_from: int | None = None
 
 

@@ -1,0 +1,233 @@
+"""Taking a request in: record it, acknowledge privately, check it, reserve its cost, hand it to the runner.
+
+Shared by `/video generate` and every way of remixing, so all follow exactly the same path:
+
+1. the request row is written (with the interaction token) *before* the acknowledgement, so a crash
+   right after the defer is found on restart and the member's "thinking…" is answered;
+2. checks before spending (prompt, model/size/length/image against the catalogue, the attachment by
+   its bytes, the bot's channel permissions); a refusal edits the private answer and reserves nothing;
+3. the cost is reserved with the job's acceptance in one transaction;
+4. the runner posts the card and drives the job; the private answer links the card. A failure to
+   edit the private answer (token expired, Discord trouble) never stops a job whose card is up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import aiohttp
+import discord
+
+from bot.cards import message_link
+from bot.catalogue import Remix, estimate_micros
+from bot.errors import report_unexpected
+from bot.invite import REQUIRED_PERMISSIONS
+from bot.jobs.models import Job
+from bot.jobs.store import NewJob
+from bot.media.fit import VideoFitError
+from bot.media.frames import extract_frame
+from bot.media.images import MAX_IMAGE_BYTES, ImageRejected, image_too_large, prepare_reference_image
+from bot.pricing import NoPriceError
+from bot.reasons import PlainError
+from bot.validation import RequestRefused, normalise_prompt
+
+if TYPE_CHECKING:
+    from bot.app import SoraBot
+
+log = logging.getLogger(__name__)
+
+DOWNLOAD_FAILED = "I couldn't download that image from Discord. Please attach it again."
+SOURCE_GONE = "I couldn't read the source clip from Discord anymore, so it can't be remixed."
+PERMISSION_NAMES = {
+    "view_channel": "View Channel",
+    "send_messages": "Send Messages",
+    "attach_files": "Attach Files",
+    "embed_links": "Embed Links",
+    "read_message_history": "Read Message History",
+}
+#: A source clip is downloaded from Discord (to take a frame) up to this size.
+MAX_SOURCE_BYTES = 512 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class VideoRequest:
+    """What the member asked for; unset options take the settings' or the model's defaults."""
+
+    prompt: str
+    model: str | None = None
+    size: str | None = None
+    seconds: int | None = None
+    audio: bool | None = None
+    image: discord.Attachment | None = None
+    remix_of: Job | None = None
+
+
+class Intake:
+    def __init__(self, bot: SoraBot) -> None:
+        self.bot = bot
+
+    async def take(self, interaction: discord.Interaction, request: VideoRequest) -> Job | None:
+        """The whole intake; returns the accepted job, or None when it was refused (the member was told)."""
+        bot = self.bot
+        offer = bot.offer
+        assert interaction.guild_id is not None and interaction.channel_id is not None
+        model_id = offer.model(request.model)
+        spec = bot.catalogue.get(model_id)
+        size, seconds = offer.size(spec, request.size), offer.seconds(spec, request.seconds)
+        job = await bot.store.create(
+            NewJob(
+                guild_id=interaction.guild_id,
+                channel_id=interaction.channel_id,
+                member_id=interaction.user.id,
+                application_id=interaction.application_id,
+                interaction_token=interaction.token,
+                token_expires_at=interaction.expires_at.timestamp(),
+                upload_limit=interaction.filesize_limit,
+                model=spec.id if spec else model_id,
+                size=size,
+                seconds=seconds,
+                prompt=request.prompt,
+                audio=request.audio,
+                remixed_from=request.remix_of.id if request.remix_of else None,
+            )
+        )
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        image: Path | None = None
+        try:
+            spec = bot.catalogue.check_request(
+                model_id,
+                size,
+                seconds,
+                image=request.image is not None,
+                video_models=offer.video_models,
+            )
+            prompt = normalise_prompt(request.prompt, spec.max_prompt_chars)
+            check_permissions(interaction.app_permissions)
+            cost = estimate_micros(spec, size, seconds)
+            mime = None
+            if request.image is not None:
+                image, mime = await self._member_image(job, request.image)
+            elif request.remix_of is not None and spec.remix is Remix.FRAME:
+                image, mime = await self._first_frame(job, request.remix_of)
+            job = await bot.store.reserve(
+                job, cost, prompt=prompt, image_path=str(image) if image else None, image_mime=mime
+            )
+        except PlainError as refusal:
+            return await self._refuse(interaction, job, refusal.reason, image)
+        except NoPriceError:
+            log.error("No price for %s at %s: add it to MODELS_FILE or PRICES_FILE", model_id, size)
+            reason = f"`{model_id}` has no price configured at {size}, so it can't run. Tell an admin."
+            return await self._refuse(interaction, job, reason, image)
+        except Exception as error:
+            await bot.store.fail(job.id, "Refused after an internal error; nothing was charged.")
+            discard(image)
+            await report_unexpected(interaction, error)
+            return None
+        bot.runner.launch(job.id)
+        job = await bot.runner.wait_for_card(job.id)
+        if job.finished and job.card_message_id is None:
+            await self._answer(interaction, job, f"⚠️ {job.error}")
+            return None
+        where = message_link(job.guild_id, job.channel_id, job.card_message_id) if job.card_message_id else ""
+        await self._answer(interaction, job, f"Your video is on its way: {where}".strip())
+        return job
+
+    async def _refuse(
+        self, interaction: discord.Interaction, job: Job, reason: str, image: Path | None
+    ) -> None:
+        job = await self.bot.store.fail(job.id, reason)
+        discard(image)
+        await self._answer(interaction, job, f"⚠️ {reason}")
+
+    async def _answer(self, interaction: discord.Interaction, job: Job, text: str) -> None:
+        """Edit the private answer; failing to (an expired token, Discord trouble) is only logged."""
+        try:
+            await interaction.edit_original_response(content=text)
+        except discord.HTTPException as error:
+            log.info("Job %s: could not edit the private answer: %s", job.id, error)
+
+    def _inputs(self, job: Job) -> tuple[Path, Path]:
+        inputs = self.bot.settings.work_dir / "inputs"
+        inputs.mkdir(parents=True, exist_ok=True)
+        return inputs / f"job-{job.id}-{secrets.token_hex(4)}.upload", inputs / f"job-{job.id}.jpg"
+
+    async def _member_image(self, job: Job, attachment: discord.Attachment) -> tuple[Path, str]:
+        """Download the member's image (size-capped) and prepare it off the event loop."""
+        if attachment.size > MAX_IMAGE_BYTES:
+            raise image_too_large()
+        raw, prepared = self._inputs(job)
+        try:
+            await download_capped(
+                self.bot.http_session, attachment.url, raw, MAX_IMAGE_BYTES, DOWNLOAD_FAILED
+            )
+            width, height = job.width_height
+            result = await asyncio.to_thread(prepare_reference_image, raw, width, height, prepared)
+        except BaseException:
+            prepared.unlink(missing_ok=True)
+            raise
+        finally:
+            raw.unlink(missing_ok=True)
+        return result.path, result.mime_type
+
+    async def _first_frame(self, job: Job, source: Job) -> tuple[Path, str]:
+        """The source clip's first frame at the new job's size: a remix on a model without a remix route."""
+        url = await self.bot.delivery.clip_url(source)
+        if url is None:
+            raise RequestRefused(SOURCE_GONE)
+        raw, prepared = self._inputs(job)
+        try:
+            await download_capped(self.bot.http_session, url, raw, MAX_SOURCE_BYTES, SOURCE_GONE)
+            width, height = job.width_height
+            result = await asyncio.to_thread(extract_frame, raw, "first", width, height, prepared)
+        except VideoFitError as error:
+            prepared.unlink(missing_ok=True)
+            raise RequestRefused(f"{SOURCE_GONE} ({error.reason})") from error
+        except BaseException:
+            prepared.unlink(missing_ok=True)
+            raise
+        finally:
+            raw.unlink(missing_ok=True)
+        return result.path, result.mime_type
+
+
+def discard(path: Path | None) -> None:
+    if path is not None:
+        path.unlink(missing_ok=True)
+
+
+def check_permissions(permissions: discord.Permissions) -> None:
+    """The bot must be able to post the card and the clip here."""
+    missing = [
+        PERMISSION_NAMES[name]
+        for name, needed in REQUIRED_PERMISSIONS
+        if needed and not getattr(permissions, name)
+    ]
+    if missing:
+        raise RequestRefused(
+            f"I'm missing these permissions in this channel: {', '.join(missing)}. "
+            "Ask an admin to grant them, or use another channel."
+        )
+
+
+async def download_capped(
+    session: aiohttp.ClientSession, url: str, dest: Path, limit: int, failed: str
+) -> None:
+    """Stream `url` to `dest` without blocking the loop, refusing as soon as it passes `limit` bytes."""
+    try:
+        async with session.get(url, timeout=aiohttp.ClientTimeout(total=120)) as response:
+            if response.status != 200:
+                raise ImageRejected(failed)
+            written = 0
+            with dest.open("wb") as out:
+                async for chunk in response.content.iter_chunked(256 * 1024):
+                    written += len(chunk)
+                    if written > limit:
+                        raise image_too_large()
+                    await asyncio.to_thread(out.write, chunk)
+    except (aiohttp.ClientError, TimeoutError):
+        raise ImageRejected(failed) from None
