@@ -19,12 +19,15 @@ import logging
 import math
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
+from av.audio.stream import AudioStream
 from av.container import InputContainer, OutputContainer
+from av.video.stream import VideoStream
 
 from bot.reasons import PlainError
 
@@ -57,7 +60,9 @@ class FitResult:
 
 
 @dataclass(frozen=True, slots=True)
-class _Probe:
+class VideoProbe:
+    """A readable clip: its picture size, length (its longest stream's), frame rate and sound."""
+
     width: int
     height: int
     duration: float
@@ -79,7 +84,7 @@ def fit_video(source: Path, limit_bytes: int, workdir: Path) -> FitResult:
     Raises VideoFitError if the source cannot be read as a video or no acceptable encode fits.
     Nothing is left in ``workdir`` except a successful result.
     """
-    probe = _probe(source)
+    probe = probe_video(source)
     size = source.stat().st_size
     if size <= limit_bytes:
         return FitResult(source, False, size, probe.width, probe.height, probe.duration)
@@ -87,7 +92,7 @@ def fit_video(source: Path, limit_bytes: int, workdir: Path) -> FitResult:
     dest = workdir / f"fit-{uuid.uuid4().hex}.mp4"
     try:
         plan, out_size = _encode_within(source, dest, probe, limit_bytes)
-        result = _probe(dest)
+        result = probe_video(dest)
         _check_complete(probe, result)
     except BaseException:
         dest.unlink(missing_ok=True)
@@ -104,7 +109,7 @@ def fit_video(source: Path, limit_bytes: int, workdir: Path) -> FitResult:
     return FitResult(dest, True, out_size, result.width, result.height, result.duration)
 
 
-def _encode_within(source: Path, dest: Path, probe: _Probe, limit_bytes: int) -> tuple[_Plan, int]:
+def _encode_within(source: Path, dest: Path, probe: VideoProbe, limit_bytes: int) -> tuple[_Plan, int]:
     """Encode once at the computed rate and, if that overshoots, once more at a scaled-down rate."""
     plan = _plan(probe, _video_bits_per_second(limit_bytes, probe))
     out_size = _encode(source, dest, plan, probe)
@@ -117,13 +122,14 @@ def _encode_within(source: Path, dest: Path, probe: _Probe, limit_bytes: int) ->
     return plan, out_size
 
 
-def _check_complete(source: _Probe, result: _Probe) -> None:
+def _check_complete(source: VideoProbe, result: VideoProbe) -> None:
     """A source whose index promises more than its data holds decodes short: call it damaged."""
     if abs(result.duration - source.duration) > max(0.5, 0.05 * source.duration):
         raise VideoFitError("The video file is damaged or incomplete.")
 
 
-def _probe(path: Path) -> _Probe:
+def probe_video(path: Path) -> VideoProbe:
+    """Describe the clip at ``path``; VideoFitError if it is not a readable video."""
     try:
         with av.open(str(path)) as container:
             return _describe(container)
@@ -131,7 +137,7 @@ def _probe(path: Path) -> _Probe:
         raise VideoFitError("The video file is damaged or not a video.") from exc
 
 
-def _describe(container: InputContainer) -> _Probe:
+def _describe(container: InputContainer) -> VideoProbe:
     if not container.streams.video:
         raise VideoFitError("The file has no video in it.")
     video = container.streams.video[0]
@@ -144,10 +150,10 @@ def _describe(container: InputContainer) -> _Probe:
     if not video.width or not video.height or duration <= 0:
         raise VideoFitError("The video file is damaged or not a video.")
     fps = video.average_rate or video.guessed_rate or DEFAULT_FPS
-    return _Probe(video.width, video.height, duration, Fraction(fps), bool(container.streams.audio))
+    return VideoProbe(video.width, video.height, duration, Fraction(fps), bool(container.streams.audio))
 
 
-def _video_bits_per_second(limit_bytes: int, probe: _Probe) -> int:
+def _video_bits_per_second(limit_bytes: int, probe: VideoProbe) -> int:
     """The video bit rate that leaves room for the audio and the MP4 index within the limit."""
     budget = limit_bytes * (1 - SIZE_MARGIN) - MUX_OVERHEAD_BYTES
     budget -= INDEX_BYTES_PER_SECOND * probe.duration
@@ -163,61 +169,52 @@ def _rescaled_rate(plan: _Plan, out_size: int, limit_bytes: int, duration: float
     return math.floor(plan.video_bit_rate * wanted / video_bytes)
 
 
-def _plan(probe: _Probe, video_bit_rate: int) -> _Plan:
+def _plan(probe: VideoProbe, video_bit_rate: int) -> _Plan:
     """Keep the resolution if the rate allows it, else scale down to the bits-per-pixel floor."""
     if video_bit_rate <= 0:
         raise VideoFitError("The upload limit is too small for this video.")
     pixels_per_second = probe.width * probe.height * float(probe.fps)
     bits_per_pixel = video_bit_rate / pixels_per_second
     scale = min(1.0, math.sqrt(bits_per_pixel / MIN_BITS_PER_PIXEL))
-    width, height = _even(probe.width * scale), _even(probe.height * scale)
+    width, height = even_dimension(probe.width * scale), even_dimension(probe.height * scale)
     if scale < 1.0 and min(width, height) < MIN_SHORT_SIDE:
         raise VideoFitError("The upload limit is too small for this video.")
     audio = AUDIO_BIT_RATE if probe.has_audio else 0
     return _Plan(width, height, video_bit_rate, audio)
 
 
-def _even(value: float) -> int:
+def even_dimension(value: float) -> int:
     return max(2, int(value) // 2 * 2)
 
 
-def _encode(source: Path, dest: Path, plan: _Plan, probe: _Probe) -> int:
+def _encode(source: Path, dest: Path, plan: _Plan, probe: VideoProbe) -> int:
     """Re-encode ``source`` into ``dest`` following ``plan``; return the output's size."""
-    try:
-        with (
-            av.open(str(source)) as inp,
-            av.open(str(dest), "w", format="mp4", container_options={"movflags": "+faststart"}) as out,
-        ):
-            _transcode(inp, out, plan, probe)
-    except av.FFmpegError as exc:
-        if isinstance(exc, OSError):  # writing failed (disk full, workdir gone): not the clip's fault
-            raise
-        raise VideoFitError("The video file is damaged and could not be re-encoded.") from exc
+    with (
+        reading_errors("The video file is damaged and could not be re-encoded."),
+        av.open(str(source)) as inp,
+        open_mp4_output(dest) as out,
+    ):
+        _transcode(inp, out, plan, probe)
     return dest.stat().st_size
 
 
-def _transcode(inp: InputContainer, out: OutputContainer, plan: _Plan, probe: _Probe) -> None:
+def _transcode(inp: InputContainer, out: OutputContainer, plan: _Plan, probe: VideoProbe) -> None:
     in_video = inp.streams.video[0]
     in_video.thread_type = "AUTO"
-    out_video = out.add_stream("libx264", rate=probe.fps)
-    out_video.width, out_video.height, out_video.pix_fmt = plan.width, plan.height, "yuv420p"
+    out_video = add_h264_stream(
+        out,
+        plan.width,
+        plan.height,
+        probe.fps,
+        {"maxrate": str(plan.video_bit_rate), "bufsize": str(int(plan.video_bit_rate * VBV_BUFFER_SECONDS))},
+    )
     out_video.bit_rate = plan.video_bit_rate
-    out_video.options = {
-        "preset": X264_PRESET,
-        "profile": "high",
-        "maxrate": str(plan.video_bit_rate),
-        "bufsize": str(int(plan.video_bit_rate * VBV_BUFFER_SECONDS)),
-    }
     in_audio = inp.streams.audio[0] if inp.streams.audio else None
-    out_audio = None
-    if in_audio is not None:
-        layout = in_audio.layout.name if in_audio.channels <= 2 else "stereo"
-        out_audio = out.add_stream("aac", rate=in_audio.sample_rate or 48_000, layout=layout)
-        out_audio.bit_rate = plan.audio_bit_rate
+    out_audio = add_aac_stream(out, in_audio) if in_audio is not None else None
 
     frames = 0
     streams = [s for s in (in_video, in_audio) if s is not None]
-    for frame in _decoded(inp, streams):
+    for frame in decoded_frames(inp, streams):
         if isinstance(frame, av.VideoFrame):
             frames += 1
             scaled = frame.reformat(plan.width, plan.height, "yuv420p", interpolation="BILINEAR")
@@ -231,6 +228,40 @@ def _transcode(inp: InputContainer, out: OutputContainer, plan: _Plan, probe: _P
         out.mux(out_audio.encode(None))
 
 
-def _decoded(inp: InputContainer, streams: list[av.stream.Stream]) -> Iterator[av.frame.Frame]:
+@contextmanager
+def reading_errors(reason: str) -> Iterator[None]:
+    """Turn FFmpeg's complaints about the input into VideoFitError(reason); failed writes pass through."""
+    try:
+        yield
+    except av.FFmpegError as exc:
+        if isinstance(exc, OSError):  # writing failed (disk full, workdir gone): not the clip's fault
+            raise
+        raise VideoFitError(reason) from exc
+
+
+def open_mp4_output(dest: Path) -> OutputContainer:
+    """An MP4 with its index up front, so Discord can play it while it downloads."""
+    return av.open(str(dest), "w", format="mp4", container_options={"movflags": "+faststart"})
+
+
+def add_h264_stream(
+    out: OutputContainer, width: int, height: int, fps: Fraction, options: dict[str, str]
+) -> VideoStream:
+    """A yuv420p H.264 stream (High profile, the fast preset); ``options`` set its rate control."""
+    stream = out.add_stream("libx264", rate=fps)
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    stream.options = {"preset": X264_PRESET, "profile": "high", **options}
+    return stream
+
+
+def add_aac_stream(out: OutputContainer, template: AudioStream) -> AudioStream:
+    """AAC at the template's rate, in its layout if mono or stereo, else down-mixed to stereo."""
+    layout = template.layout.name if template.channels <= 2 else "stereo"
+    stream = out.add_stream("aac", rate=template.sample_rate or 48_000, layout=layout)
+    stream.bit_rate = AUDIO_BIT_RATE
+    return stream
+
+
+def decoded_frames(inp: InputContainer, streams: list[av.stream.Stream]) -> Iterator[av.frame.Frame]:
     for packet in inp.demux(*streams):
         yield from packet.decode()

@@ -76,13 +76,18 @@ def prepare_reference_image(source: Path, width: int, height: int, dest: Path) -
             _check_pixels(image)
             _draft_for(image, width, height)
             image.load()
-            fitted = _fit(_to_rgb(ImageOps.exif_transpose(image)), width, height)
+            upright = _to_rgb(ImageOps.exif_transpose(image))
     except Image.DecompressionBombError as exc:
         raise _too_many_pixels() from exc
     except _DECODE_ERRORS as exc:
         log.info("rejected image %s: %r", source.name, exc)
         raise ImageRejected("The image looks damaged or incomplete; please upload it again.") from exc
-    _save_jpeg(fitted, dest)
+    return save_fitted_jpeg(upright, width, height, dest)
+
+
+def save_fitted_jpeg(image: Image.Image, width: int, height: int, dest: Path) -> PreparedImage:
+    """Cover-scale and centre-crop an RGB ``image`` to exactly ``width`` x ``height``; save as JPEG."""
+    _save_jpeg(_fit(image, width, height), dest)
     return PreparedImage(path=dest, mime_type="image/jpeg", width=width, height=height)
 
 

@@ -4,6 +4,8 @@
 frames are flat colours with a moving bar, optionally covered in seeded noise so the encoder
 has to spend bits (that is how the large clips for the fitting tests are made). Everything is
 derived from ``seed``, so two seeds give different bytes and one seed gives the same picture.
+With ``colours`` the frames are solid RGB colours instead, so a test can tell frames apart
+after decoding (e.g. a red first frame and a blue last one).
 
 `make_thumbnail_webp` / `make_spritesheet_jpeg` return the bytes the provider serves for
 ``variant=thumbnail`` and ``variant=spritesheet``.
@@ -15,7 +17,7 @@ import io
 import math
 import random
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,6 +25,7 @@ import av
 from PIL import Image
 
 SAMPLE_RATE = 48_000
+RGB = tuple[int, int, int]
 _AUDIO_CHUNK = 1024  # samples per AudioFrame handed to the encoder
 
 
@@ -38,6 +41,7 @@ def make_mp4(
     bit_rate: int | None = None,
     audio: bool = True,
     faststart: bool = False,
+    colours: Sequence[RGB] = (),
 ) -> None:
     """Write an MP4 of exactly ``round(seconds * fps)`` frames with a tone on the audio track.
 
@@ -46,6 +50,8 @@ def make_mp4(
     large file quickly, e.g. ``noise=0.5, bit_rate=28_000_000`` ≈ 3.5 MB per second at 720p.
     The default (no noise, constant quality) makes a 4 s 1280x720 clip of about 120 kB.
     ``audio=False`` leaves the sound out; ``faststart=True`` puts the index before the data.
+    ``colours`` makes every frame one solid colour, shared out in order over equal runs of frames:
+    ``[RED, BLUE]`` gives a red first half and a blue second half (``noise`` and the bar are unused).
     """
     if width % 2 or height % 2:
         raise ValueError("yuv420p needs even width and height")
@@ -61,8 +67,12 @@ def make_mp4(
         else:
             video.options = {"preset": "ultrafast", "crf": "30"}
         sound = container.add_stream("aac", rate=SAMPLE_RATE, layout="mono") if audio else None
-        for index in range(round(seconds * fps)):
-            frame = _video_frame(width, height, index, rng, seed, noise)
+        count = round(seconds * fps)
+        for index in range(count):
+            if colours:
+                frame = _solid_frame(width, height, colours[index * len(colours) // count])
+            else:
+                frame = _video_frame(width, height, index, rng, seed, noise)
             frame.pts = index
             container.mux(video.encode(frame))
         container.mux(video.encode(None))
@@ -93,6 +103,18 @@ def _video_frame(
     luma_plane.update(bytes(luma))
     for plane, value in zip(frame.planes[1:], ((seed * 53) % 256, (seed * 97) % 256), strict=True):
         plane.update(bytes([value]) * plane.buffer_size)
+    return frame
+
+
+def _solid_frame(width: int, height: int, colour: RGB) -> av.VideoFrame:
+    """One colour, in the BT.601 limited-range YUV a decoder assumes for untagged H.264."""
+    red, green, blue = colour
+    luma = 16 + (65.481 * red + 128.553 * green + 24.966 * blue) / 255
+    cb = 128 + (-37.797 * red - 74.203 * green + 112.0 * blue) / 255
+    cr = 128 + (112.0 * red - 93.786 * green - 18.214 * blue) / 255
+    frame = av.VideoFrame(width, height, "yuv420p")
+    for plane, value in zip(frame.planes, (luma, cb, cr), strict=True):
+        plane.update(bytes([round(value)]) * plane.buffer_size)
     return frame
 
 
