@@ -521,9 +521,12 @@ async def test_history_needs_view_channel_and_read_message_history(
     no_history = fake.add_guild("no history", bot_permissions=can_read, everyone_permissions=0).text_channels[
         0
     ]
-    fake.add_message(no_history, content="old news")
+    old = fake.add_message(no_history, content="old news")
     hidden = fake.add_guild("hidden", bot_permissions=0, everyone_permissions=0).text_channels[0]
     assert await bot.http.logs_from(no_history.id, 10) == []  # Discord returns nothing, not an error
+    with pytest.raises(discord.Forbidden) as no_read:
+        await bot.http.get_message(no_history.id, old.id)
+    assert no_read.value.code == 50001
     with pytest.raises(discord.Forbidden) as forbidden:
         await bot.http.logs_from(hidden.id, 10)
     assert forbidden.value.code == 50001

@@ -79,6 +79,8 @@ MIB = 1024 * 1024
 _FILE_FIELD = re.compile(r"files\[(\d+)\]")
 #: Discord's global limit counts requests per second (topics/rate-limits.mdx, "Global Rate Limit").
 _GLOBAL_WINDOW = 1.0
+_VIEW_CHANNEL = discord.Permissions(view_channel=True).value
+_READ_MESSAGE_HISTORY = discord.Permissions(read_message_history=True).value
 # Interaction types and callback types from Discord's docs.
 _APPLICATION_COMMAND, _COMPONENT, _MODAL_SUBMIT = 2, 3, 5
 _MESSAGE, _DEFERRED_MESSAGE, _DEFERRED_UPDATE, _UPDATE_MESSAGE, _MODAL = 4, 5, 6, 7, 9
@@ -1101,13 +1103,13 @@ class FakeDiscord:
         sent), `limit` 1-100 (default 50). Without View Channel 403 code 50001; without Read Message
         History no messages (resources/message.mdx, "Get Channel Messages")."""
         channel = self._channel(request)
-        permissions = self.guilds[channel.guild_id].permissions_for(self.bot_user.id)
-        if not permissions & discord.Permissions(view_channel=True).value:
+        permissions = self._bot_permissions(channel.id)
+        if not permissions & _VIEW_CHANNEL:
             raise ApiError(403, 50001, "Missing Access")
         limit = int(call.query.get("limit", 50))
         if not 1 <= limit <= 100:
             raise ApiError(400, 50035, "Invalid Form Body: limit must be between 1 and 100.")
-        if not permissions & discord.Permissions(read_message_history=True).value:
+        if not permissions & _READ_MESSAGE_HISTORY:
             return _Reply(200, [])
         oldest_first = self.messages_in(channel, include_ephemeral=False)
         query = {key: int(call.query[key]) for key in ("around", "before", "after") if key in call.query}
@@ -1156,7 +1158,15 @@ class FakeDiscord:
         return message.payload(self) | nonce
 
     async def _get_channel_message(self, request: web.Request, call: Call) -> _Reply:
-        return _Reply(200, self._channel_message(request).payload(self))
+        """One message; needs View Channel and Read Message History (resources/message.mdx)."""
+        message = self._channel_message(request)
+        if ~self._bot_permissions(message.channel_id) & (_VIEW_CHANNEL | _READ_MESSAGE_HISTORY):
+            raise ApiError(403, 50001, "Missing Access")
+        return _Reply(200, message.payload(self))
+
+    def _bot_permissions(self, channel_id: int) -> int:
+        """The bot's permissions in a channel (guild-wide: the fake has no channel overwrites)."""
+        return self.guild_of(channel_id).permissions_for(self.bot_user.id)
 
     async def _edit_channel_message(self, request: web.Request, call: Call) -> _Reply:
         message = self._channel_message(request)
