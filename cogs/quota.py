@@ -74,7 +74,7 @@ class QuotaCog(commands.GroupCog, group_name="quota", group_description="Video b
             window_line("You today", status.member_today),
             f"**Videos in progress**: {status.in_flight} of at most {status.limits.max_concurrent}",
         ]
-        await interaction.followup.send("\n".join(lines), ephemeral=True)
+        await interaction.edit_original_response(content="\n".join(lines))
 
     @app_commands.command(name="set", description="Change this server's budgets (Manage Server only)")
     @app_commands.describe(
@@ -111,8 +111,8 @@ class QuotaCog(commands.GroupCog, group_name="quota", group_description="Video b
         lines = [
             f"**{name}**: {before[name]} → {after[name]}" for name in after if before[name] != after[name]
         ]
-        await interaction.followup.send(
-            "Budgets updated:\n" + ("\n".join(lines) or "nothing changed (same values)"), ephemeral=True
+        await interaction.edit_original_response(
+            content="Budgets updated:\n" + ("\n".join(lines) or "nothing changed (same values)")
         )
 
     @app_commands.command(

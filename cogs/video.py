@@ -278,7 +278,7 @@ class VideoCog(commands.GroupCog, group_name="video", group_description="Make AI
                 break
             lineage.append(job_link(parent))
             parent_id = parent.remixed_from
-        await interaction.followup.send(details_text(job, lineage), ephemeral=True)
+        await interaction.edit_original_response(content=details_text(job, lineage))
 
     @app_commands.command(name="jobs", description="Your last 10 videos and the ones still running")
     async def jobs(self, interaction: discord.Interaction) -> None:
@@ -289,7 +289,7 @@ class VideoCog(commands.GroupCog, group_name="video", group_description="Make AI
             text = "You have no videos here yet. Try `/video generate`."
         else:
             text = "\n".join(describe_job(job) for job in recent)
-        await interaction.followup.send(text[:2000], ephemeral=True, suppress_embeds=True)
+        await interaction.edit_original_response(content=text[:2000])
 
 
 def remix_form(source_id: int, source: Job | None) -> discord.ui.Modal:
@@ -349,7 +349,7 @@ def describe_job(job: Job) -> str:
         line += f" · {message_link(job.guild_id, job.channel_id, target)}"
     if job.status is JobStatus.POSTED and job.error:
         line += (
-            f" · [download]({job.result_url})"
+            f" · [download](<{job.result_url}>)"
             if job.result_url
             else f" · provider id `{job.provider_video_id}`"
         )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +28,7 @@ TEST_TIMING = RunnerTiming(
     poll_interval=0.05, card_edit_interval=0.0, retry=RetryPolicy(base=0.01, cap=0.05, attempts=3)
 )
 MIB = 1024 * 1024
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -56,6 +60,45 @@ class World:
             "poll_interval_seconds": 0.05,
         }
         return Settings(_env_file=None, **(values | self.overrides | overrides))  # type: ignore[call-arg]
+
+    def process_env(self) -> dict[str, str]:
+        """The environment of `python -m bot` pointed at the fakes (nothing inherited that could leak)."""
+        settings = self.settings()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "OPENAI_", "VIDEO_"))}
+        return env | {
+            "PYTHONPATH": str(ROOT),
+            "DISCORD_TOKEN": self.discord.token,
+            "VIDEO_PROVIDER": "openai",
+            "VIDEO_MODELS": "sora-2,sora-2-pro",
+            "OPENAI_API_KEY": self.videos.api_key,
+            "OPENAI_BASE_URL": self.videos.base_url,
+            "DISCORD_API_BASE_URL": self.discord.api_base,
+            "DISCORD_GATEWAY_URL": self.discord.gateway_url,
+            "DISCORD_GUILD_ID": str(self.guild.id),
+            "DATABASE_PATH": str(settings.database_path),
+            "WORK_DIR": str(settings.work_dir),
+        }
+
+    async def start_bot_process(self, cwd: Path) -> tuple[asyncio.subprocess.Process, list[str]]:
+        """`python -m bot` as a real process against the fakes, returned once it is ready."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            cwd=cwd,
+            env=self.process_env(),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        assert process.stdout is not None
+        lines: list[str] = []
+        async with asyncio.timeout(30):
+            while not lines or "Ready as" not in lines[-1]:
+                raw = await process.stdout.readline()
+                if not raw:
+                    raise AssertionError("python -m bot ended before it was ready:\n" + "".join(lines))
+                lines.append(raw.decode())
+        return process, lines
 
     @contextlib.asynccontextmanager
     async def running_bot(self, **overrides: Any) -> AsyncIterator[SoraBot]:

@@ -171,6 +171,6 @@ async def test_jobs_command_lists_the_members_jobs(world: World) -> None:
         interaction = await world.discord.dispatch_slash_command(
             world.guild, world.general, world.alice, "video", {}, subcommand="jobs"
         )
-        answer = await interaction.wait_original()
+        answer = await interaction.wait_original(lambda m: not m.loading)
     assert answer.ephemeral
     assert "done" in answer.content and "first clip" in answer.content and str(clip.id) in answer.content

@@ -64,7 +64,7 @@ async def test_an_unpostable_clip_with_a_provider_url_gets_a_download_button(wor
         interaction = await world.discord.dispatch_slash_command(
             world.guild, world.general, world.alice, "video", {}, subcommand="jobs"
         )
-        listing = await interaction.wait_original()
+        listing = await interaction.wait_original(lambda m: not m.loading)
     buttons = [c for row in fallback.components for c in row.get("components", [])]
     (download,) = [b for b in buttons if b.get("label") == "Download"]
     assert download["url"].startswith(world.videos.cdn_origin + "/files/")

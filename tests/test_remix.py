@@ -149,9 +149,9 @@ async def test_details_button_shows_parameters_and_lineage(world: World) -> None
         second = await next_clip(world, first)
         details_id = next(c for c in second.custom_ids() if c.startswith("details:"))
         click = await world.discord.click_component(second, details_id, world.admin)
-        answer = await click.wait_original()
+        answer = await click.wait_original(lambda m: not m.loading)
         plain = await world.discord.click_component(first, "details:1", world.admin)
-        plain_answer = await plain.wait_original()
+        plain_answer = await plain.wait_original(lambda m: not m.loading)
     assert answer.ephemeral
     for expected in ("sora-2", "1280x720", "4 s", "$0.40", f"<@{world.alice.id}>", "the cat, remixed"):
         assert expected in answer.content

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from pathlib import Path
 
 from tests.harness import World
@@ -65,11 +63,11 @@ async def test_crash_after_posting_before_recording_posts_nothing_new(world: Wor
         await world.generate(prompt="a cat")
         first = await world.wait_for_clip()
         await bot.runner.wait_idle()
-    await set_job(world, "UPDATE jobs SET status = 'completed', clip_message_id = NULL")
+    await set_job(world, "UPDATE jobs SET status = 'posting', clip_message_id = NULL")
     async with world.running_bot() as bot:
         await bot.runner.wait_idle()
         (job,) = await bot.store.recent_for_member(world.guild.id, world.alice.id)
-    assert [c.id for c in clips(world)] == [first.id], "the nonce must make the retried post return the first"
+    assert [c.id for c in clips(world)] == [first.id], "the clip in the channel must be recognised"
     assert job.clip_message_id == first.id
 
 
@@ -97,37 +95,12 @@ async def test_lost_submission_unknown_to_the_provider_is_refunded(world: World)
 
 
 async def test_python_m_bot_against_the_fakes_stops_cleanly_on_sigterm(world: World, tmp_path: Path) -> None:
-    settings = world.settings()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "OPENAI_"))}
-    env |= {
-        "PYTHONPATH": str(ROOT),
-        "DISCORD_TOKEN": world.discord.token,
-        "OPENAI_API_KEY": world.videos.api_key,
-        "OPENAI_BASE_URL": world.videos.base_url,
-        "DISCORD_API_BASE_URL": world.discord.api_base,
-        "DISCORD_GATEWAY_URL": world.discord.gateway_url,
-        "DISCORD_GUILD_ID": str(world.guild.id),
-        "DATABASE_PATH": str(settings.database_path),
-        "WORK_DIR": str(settings.work_dir),
-    }
-
     async def run_once() -> tuple[int, str]:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            cwd=tmp_path,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
+        process, lines = await world.start_bot_process(tmp_path)
         assert process.stdout is not None
-        lines = []
+        process.send_signal(signal.SIGTERM)
         async with asyncio.timeout(30):
-            async for raw in process.stdout:
-                lines.append(raw.decode())
-                if "Ready as" in lines[-1]:
-                    process.send_signal(signal.SIGTERM)
+            lines += [raw.decode() async for raw in process.stdout]
             return await process.wait(), "".join(lines)
 
     code, output = await run_once()

@@ -19,7 +19,7 @@ SETTING_NAMES = (
 
 def run_bot(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """Run the bot in an empty folder (no .env) with only `env` as its settings."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "OPENAI_", "QUOTA_"))}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "OPENAI_", "VIDEO_", "QUOTA_", "DEFAULT_"))}
     clean |= {"PYTHONPATH": str(ROOT), **env}
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
@@ -37,7 +37,7 @@ def test_missing_settings_exit_2_with_one_line_each(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert lines == [
         "DISCORD_TOKEN is not set: add DISCORD_TOKEN=... to .env or the environment (see .env.example).",
-        "OPENAI_API_KEY is not set: add OPENAI_API_KEY=... to .env or the environment (see .env.example).",
+        "VIDEO_API_KEY is not set: add VIDEO_API_KEY=... to .env or the environment (see .env.example).",
     ]
     assert "Traceback" not in result.stderr
 
@@ -50,7 +50,7 @@ def test_malformed_settings_named_without_their_values(tmp_path: Path) -> None:
             "DISCORD_TOKEN": "",
             "OPENAI_API_KEY": secret,
             "POLL_INTERVAL_SECONDS": "soon",
-            "DEFAULT_SECONDS": "10",
+            "DEFAULT_SECONDS": "0",
             "QUOTA_GUILD_DAILY_USD": "1.234",
             "VIDEO_PROVIDER": "nonsense",
         },
@@ -66,7 +66,7 @@ def test_malformed_settings_named_without_their_values(tmp_path: Path) -> None:
         "VIDEO_PROVIDER",
     ):
         assert sum(line.startswith(name + " ") for line in lines) == 1, (name, lines)
-    assert "must be 4, 8 or 12" in result.stderr
+    assert "from 1 to 600" in result.stderr
     assert "at most two decimals" in result.stderr
     assert secret not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
@@ -80,11 +80,14 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
         "DISCORD_TOKEN is invalid: is empty; paste the value after the = sign. "
         "Fix it in .env or the environment."
     ]
-    (tmp_path / ".env").write_text("DISCORD_TOKEN=t\nOPENAI_API_KEY=key\nDEFAULT_MODEL=sora-3\n")
+    (tmp_path / ".env").write_text(
+        "DISCORD_TOKEN=t\nOPENAI_API_KEY=key\nVIDEO_PROVIDER=openai\n"
+        "VIDEO_MODELS=sora-2,sora-2-pro\nDEFAULT_MODEL=sora-3\n"
+    )
     result = run_bot(tmp_path, {})
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "DEFAULT_MODEL 'sora-3' must be one of VIDEO_MODELS (sora-2,sora-2-pro)."
+        "DEFAULT_MODEL sora-3 is not offered; choose one of: sora-2, sora-2-pro."
     ]
 
 
