@@ -55,7 +55,9 @@ async def test_bad_requests_are_refused_privately_without_provider_calls(world: 
     async with world.running_bot(max_concurrent_jobs_per_guild=0) as bot:
         assert "empty" in await refused(world, prompt="\u200b \x07 ")
         assert "cannot make 1792x1024" in await refused(world, prompt="a cat", size="1792x1024")
-        assert "1280x720 · landscape, 720x1280 · portrait" in await refused(world, prompt="a cat", model="sora-2", size="1024x1792")
+        assert "1280x720 · landscape, 720x1280 · portrait" in await refused(
+            world, prompt="a cat", model="sora-2", size="1024x1792"
+        )
         for attachment in (png_named_ok, truncated, empty):
             text = await refused(world, prompt="a cat", image=attachment)
             assert "image" in text.lower()

@@ -19,7 +19,11 @@ SETTING_NAMES = (
 
 def run_bot(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """Run the bot in an empty folder (no .env) with only `env` as its settings."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "OPENAI_", "VIDEO_", "QUOTA_", "DEFAULT_"))}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DISCORD_", "OPENAI_", "VIDEO_", "QUOTA_", "DEFAULT_"))
+    }
     clean |= {"PYTHONPATH": str(ROOT), **env}
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
