@@ -45,7 +45,9 @@ CREATE TABLE jobs_new (
     -- opaque data the provider's client needs to find the job again (e.g. its status URL)
     provider_locator  TEXT,
     -- the member's choice of sound for models where it is optional (NULL: the model's default)
-    audio             INTEGER CHECK (audio IN (0, 1))
+    audio             INTEGER CHECK (audio IN (0, 1)),
+    -- what the provider says the finished job cost (charged instead of the estimate)
+    actual_cost_micros INTEGER CHECK (actual_cost_micros >= 0)
 );
 INSERT INTO jobs_new (id, guild_id, channel_id, member_id, application_id, interaction_token,
     token_expires_at, upload_limit, remixed_from, model, size, seconds, prompt, image_path, image_mime,

@@ -65,6 +65,7 @@ class Job:
     alive_at: float | None
     provider_locator: str | None
     audio: bool | None
+    actual_cost_micros: int | None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:

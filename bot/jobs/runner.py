@@ -353,6 +353,7 @@ class JobRunner:
             provider_locator=video.locator,
             progress=video.progress or 0,
             alive_at=self.clock(),
+            actual_cost_micros=video.cost_micros,  # some providers say it only here (AI/ML API)
         )
         await self.delivery.update_card(job)
         return self._poll_delay(video)
@@ -398,6 +399,7 @@ class JobRunner:
                 alive_at=self.clock(),
                 result_url=video.result_url,
                 expires_at=video.expires_at,
+                actual_cost_micros=video.cost_micros or job.actual_cost_micros,
             )
             return 0
         if video.status in (VideoStatus.FAILED, VideoStatus.CANCELLED):
@@ -406,7 +408,7 @@ class JobRunner:
             job = await self.store.transition(
                 job.id, JobStatus.SUBMITTED, progress=video.progress, alive_at=self.clock()
             )
-        await self.delivery.update_card(job)
+        await self.delivery.update_card(job, note=queue_note(video))
         return self._poll_delay(video)
 
     def _poll_delay(self, video: Video) -> float:
@@ -520,6 +522,13 @@ async def chat(call: Awaitable[T]) -> T:
         raise
     except Exception as error:
         raise Retry(f"the chat side failed ({type(error).__name__}: {error})") from error
+
+
+def queue_note(video: Video) -> str | None:
+    """The provider's queue position in words (its 0 is the next to run, which members call #1)."""
+    if video.queue_position is None:
+        return None
+    return f"#{video.queue_position + 1} in the provider's queue"
 
 
 def stored_video(job: Job) -> Video:

@@ -20,6 +20,7 @@ UPDATE jobs SET alive_at = COALESCE(submitted_at, created_at);
 ALTER TABLE jobs ADD COLUMN provider_locator TEXT;
 -- the member's choice of sound for models where it is optional (NULL: the model's default)
 ALTER TABLE jobs ADD COLUMN audio BIGINT CHECK (audio IN (0, 1));
+ALTER TABLE jobs ADD COLUMN actual_cost_micros BIGINT CHECK (actual_cost_micros >= 0);
 
 DROP INDEX jobs_unfinished;
 CREATE INDEX jobs_unfinished ON jobs (status) WHERE status NOT IN ('posted', 'failed', 'cancelled');
