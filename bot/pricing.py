@@ -1,27 +1,27 @@
-"""Prices of generated video and cost estimates, in integer micro-dollars.
+"""PRICES_FILE: the operator's prices of video models, and the price parsing the catalogue shares.
 
 Providers bill per requested second, at a price that depends on the model and, for some models, the
-size. The built-in table holds the widely quoted OpenAI prices; resellers charge differently, so the
-operator can override it with `PRICES_FILE`, a TOML file (or JSON with the same structure, chosen by
-the `.json` extension):
+size. Every price the bot uses comes from the model catalogue (:mod:`bot.catalogue`); resellers charge
+differently, so the operator can set `PRICES_FILE`, a TOML file (or JSON with the same structure,
+chosen by the `.json` extension), which replaces the prices of the catalogue models it names:
 
     # US dollars per generated second.
-    sora-2 = 0.08                 # one price for every size
+    "vendor/model-a" = 0.08       # one price for every size
+    "vendor/model-a-2025-10-06" = 0.10   # a dated snapshot may have its own price
 
-    [sora-2-pro]
+    ["vendor/model-b"]            # names with a slash or dot need quotes
     default = 0.30                # any size not listed below (optional)
     "1792x1024" = 0.50
     "1024x1792" = 0.50
 
-    ["openai/sora-2-t2v"]         # names with a slash or dot need quotes
-    default = 0.10
-
-A model named in the file replaces that model's built-in prices entirely; models not named keep theirs.
-Prices are numbers (or strings such as "0.125") from 0 up to 1000 with at most six decimals. Model
-names and sizes are compared ignoring case. A dated snapshot such as `sora-2-2025-10-06` costs what
-`sora-2` costs unless the snapshot has its own entry. A model or size with no price is refused
-(`NoPriceError`) rather than run for free. The file is checked when the bot starts; every problem is
-reported at once, naming the file and the entry (`PriceFileError`).
+A model named in the file has its catalogue prices replaced entirely (a size the file does not price,
+with no `default`, has no price any more); models not named keep theirs. A name the catalogue does not
+know is ignored, with a warning at start. Prices are numbers (or strings such as "0.125") from 0 up to
+1000 with at most six decimals. Model names and sizes are compared ignoring case. A dated snapshot such
+as `vendor/model-a-2025-10-06` costs what `vendor/model-a` costs unless the snapshot has its own entry.
+A model or size with no price is refused (`NoPriceError`) rather than run for free. The file is checked
+when the bot starts; every problem is reported at once, naming the file and the entry
+(`PriceFileError`).
 """
 
 from __future__ import annotations
@@ -74,68 +74,14 @@ class ModelPrice:
     default: int | None = None
     sizes: Mapping[str, int] = field(default_factory=dict)
 
-    def per_second(self, size: str) -> int | None:
-        return self.sizes.get(size.lower(), self.default)
-
-
-class PriceTable:
-    """Model name → `ModelPrice`, looked up ignoring case and snapshot dates."""
-
-    def __init__(self, models: Mapping[str, ModelPrice]) -> None:
-        self._models = {name.lower(): price for name, price in models.items()}
-
-    def merged(self, overrides: Mapping[str, ModelPrice]) -> PriceTable:
-        """A new table where every model in `overrides` replaces this table's entry for it."""
-        return PriceTable({**self._models, **{name.lower(): price for name, price in overrides.items()}})
-
-    def _entry(self, model: str) -> ModelPrice | None:
-        key = model.lower()
-        if key in self._models:
-            return self._models[key]
-        snapshot = SNAPSHOT.match(key)
-        return self._models.get(snapshot.group("base")) if snapshot else None
-
-    def has_model(self, model: str) -> bool:
-        """Whether the model has any price at all (a start-up check for `VIDEO_MODELS`)."""
-        return self._entry(model) is not None
-
-    def per_second(self, model: str, size: str) -> int:
-        """Micro-dollars per generated second; raises `NoPriceError`."""
-        entry = self._entry(model)
-        price = entry.per_second(size) if entry else None
-        if price is None:
-            raise NoPriceError(model, size)
-        return price
-
-    def estimate(self, model: str, size: str, seconds: int) -> int:
-        """The cost of one video in micro-dollars: price per second × seconds."""
-        if seconds <= 0:
-            raise ValueError(f"seconds must be positive, not {seconds}")
-        return self.per_second(model, size) * seconds
-
-
-BUILTIN_PRICES = PriceTable(
-    {
-        "sora-2": ModelPrice(default=100_000),
-        "sora-2-pro": ModelPrice(
-            sizes={"1280x720": 300_000, "720x1280": 300_000, "1792x1024": 500_000, "1024x1792": 500_000}
-        ),
-    }
-)
-
-
-def load_prices(path: Path | None) -> PriceTable:
-    """The built-in table, overridden by `path` if given; raises `PriceFileError`."""
-    if path is None:
-        return BUILTIN_PRICES
-    return BUILTIN_PRICES.merged(read_price_file(path))
-
 
 def read_price_file(path: Path) -> dict[str, ModelPrice]:
     """Parse and validate a price file (format in the module docstring)."""
     data = read_table_file(path)
     if not isinstance(data, dict):
-        raise PriceFileError(path, ["must be a table of models, like `sora-2 = 0.10` (see the format)."])
+        raise PriceFileError(
+            path, ['must be a table of models, like `"vendor/model-a" = 0.10` (see the format).']
+        )
     problems: list[str] = []
     models: dict[str, ModelPrice] = {}
     for name, value in data.items():

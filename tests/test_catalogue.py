@@ -28,7 +28,7 @@ from bot.catalogue import (
     unusable_reason,
 )
 from bot.db import Database
-from bot.pricing import BUILTIN_PRICES, NoPriceError, PriceFileError
+from bot.pricing import NoPriceError, PriceFileError
 from bot.validation import RequestRefused
 
 # GET /videos/models as the reference shows it (providers.md §1.5): the spec's example (S1) verbatim,
@@ -170,14 +170,17 @@ def test_every_built_in_file_loads_and_its_recommended_models_are_priced(family:
     assert catalogue.warnings() == []
 
 
-def test_sora_stays_retired_with_the_prices_bot_pricing_had() -> None:
+def test_sora_stays_retired_with_openais_list_prices() -> None:
     catalogue = Catalogue.load("openai")
-    for model in ("sora-2", "sora-2-pro"):
+    list_prices = {
+        "sora-2": {"1280x720": 100_000, "720x1280": 100_000},
+        "sora-2-pro": {"1280x720": 300_000, "720x1280": 300_000, "1792x1024": 500_000, "1024x1792": 500_000},
+    }
+    for model, prices in list_prices.items():
         spec = catalogue.get(model)
         assert spec is not None and spec.retired and spec.remix is Remix.NATIVE
         assert spec.seconds == (4, 8, 12)
-        for size in spec.sizes:
-            assert per_second_micros(spec, size) == BUILTIN_PRICES.per_second(model, size)
+        assert {size: per_second_micros(spec, size) for size in spec.sizes} == prices
     assert catalogue.get("sora-2-pro").sizes == ("1280x720", "720x1280", "1792x1024", "1024x1792")
     assert [spec.id for spec in catalogue.offered()] == ["minimax/h3", "muse-video"]
     aiml = Catalogue.load("aimlapi")

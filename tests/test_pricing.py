@@ -1,12 +1,30 @@
-"""Price table: built-in prices, PRICES_FILE overrides (TOML and JSON), validation, snapshots."""
+"""PRICES_FILE: reading and checking the file (TOML and JSON), and its effect on the catalogue's prices."""
 
 from __future__ import annotations
 
+import re
+import textwrap
 from pathlib import Path
 
 import pytest
 
-from bot.pricing import BUILTIN_PRICES, NoPriceError, PriceFileError, load_prices
+import bot.pricing
+from bot.catalogue import Catalogue, ModelSpec, estimate_micros, per_second_micros
+from bot.pricing import ModelPrice, NoPriceError, PriceFileError, read_price_file
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def spec(catalogue: Catalogue, model: str) -> ModelSpec:
+    found = catalogue.get(model)
+    assert found is not None, model
+    return found
+
+
+# --- the built-in prices, as the catalogue has them ------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -14,78 +32,133 @@ from bot.pricing import BUILTIN_PRICES, NoPriceError, PriceFileError, load_price
     [
         ("sora-2", "1280x720", 4, 400_000),
         ("sora-2", "720x1280", 12, 1_200_000),
-        ("sora-2", "1792x1024", 8, 800_000),  # sora-2 costs the same at any size
+        ("sora-2", "1792x1024", 8, 800_000),  # sora-2 has one price for every size
         ("sora-2-pro", "1280x720", 4, 1_200_000),
         ("sora-2-pro", "720x1280", 8, 2_400_000),
         ("sora-2-pro", "1792x1024", 4, 2_000_000),
         ("sora-2-pro", "1024x1792", 12, 6_000_000),
     ],
 )
-def test_builtin_estimates(model: str, size: str, seconds: int, micros: int) -> None:
-    assert BUILTIN_PRICES.estimate(model, size, seconds) == micros
-    assert load_prices(None).estimate(model, size, seconds) == micros
+def test_built_in_estimates(model: str, size: str, seconds: int, micros: int) -> None:
+    assert estimate_micros(spec(Catalogue.load("openai"), model), size, seconds) == micros
 
 
-def test_unknown_model_or_size_has_no_price() -> None:
+def test_unknown_model_or_unpriced_size_has_no_price() -> None:
+    catalogue = Catalogue.load("openai")
+    assert catalogue.get("veo-3") is None
     with pytest.raises(NoPriceError) as caught:
-        BUILTIN_PRICES.estimate("veo-3", "1280x720", 4)
-    assert (caught.value.model, caught.value.size) == ("veo-3", "1280x720")
-    assert "veo-3" in str(caught.value) and "PRICES_FILE" in str(caught.value)
+        estimate_micros(spec(catalogue, "sora-2-pro"), "1920x1080", 4)  # pro is priced per size only
+    assert (caught.value.model, caught.value.size) == ("sora-2-pro", "1920x1080")
+    assert "sora-2-pro" in str(caught.value) and "PRICES_FILE" in str(caught.value)
     with pytest.raises(NoPriceError):
-        BUILTIN_PRICES.estimate("sora-2-pro", "1920x1080", 4)  # pro is priced per size only
-    assert not BUILTIN_PRICES.has_model("veo-3")
-    assert BUILTIN_PRICES.has_model("sora-2-pro")
+        estimate_micros(spec(catalogue, "muse-video-50s"), "1280x720", 50)  # built in without a price
 
 
 def test_snapshots_and_case() -> None:
-    assert BUILTIN_PRICES.per_second("sora-2-2025-10-06", "1280x720") == 100_000
-    assert BUILTIN_PRICES.per_second("sora-2-pro-2025-10-06", "1792X1024") == 500_000
-    assert BUILTIN_PRICES.per_second("SORA-2", "1280x720") == 100_000
-    assert BUILTIN_PRICES.has_model("sora-2-2025-12-08")
-    with pytest.raises(NoPriceError):
-        BUILTIN_PRICES.per_second("sora-3-2025-10-06", "1280x720")
+    catalogue = Catalogue.load("openai")
+    assert per_second_micros(spec(catalogue, "sora-2-2025-10-06"), "1280x720") == 100_000
+    assert per_second_micros(spec(catalogue, "sora-2-pro-2025-10-06"), "1792X1024") == 500_000
+    assert per_second_micros(spec(catalogue, "SORA-2"), "1280x720") == 100_000
+    assert catalogue.get("sora-2-2025-12-08") is not None
+    assert catalogue.get("sora-3-2025-10-06") is None
 
 
 def test_seconds_must_be_positive() -> None:
     with pytest.raises(ValueError, match="seconds"):
-        BUILTIN_PRICES.estimate("sora-2", "1280x720", 0)
+        estimate_micros(spec(Catalogue.load("openai"), "sora-2"), "1280x720", 0)
 
 
-def test_toml_file_overrides(tmp_path: Path) -> None:
-    path = tmp_path / "prices.toml"
-    path.write_text(
+# --- reading the file --------------------------------------------------------------------------------
+
+
+def test_toml_file_is_read_as_exact_micro_dollars(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "prices.toml",
         """
-sora-2 = 0.08
+SORA-2 = 0.08
 "sora-2-2025-10-06" = "0.125"
 
 [sora-2-pro]
-"1792x1024" = 0.6
+"1792X1024" = 0.6
 default = 0.35
 
 ["openai/sora-2-t2v"]
 default = 1
 """,
-        encoding="utf-8",
     )
-    table = load_prices(path)
-    assert table.estimate("sora-2", "1280x720", 4) == 320_000
-    assert table.estimate("sora-2-2025-10-06", "1280x720", 4) == 500_000  # a listed snapshot wins
-    assert table.estimate("sora-2-2026-01-01", "1280x720", 4) == 320_000
-    # A model named in the file replaces its built-in entry entirely.
-    assert table.per_second("sora-2-pro", "1792x1024") == 600_000
-    assert table.per_second("sora-2-pro", "1024x1792") == 350_000
-    assert table.per_second("openai/sora-2-t2v", "720x1280") == 1_000_000
+    assert read_price_file(path) == {
+        "sora-2": ModelPrice(default=80_000),
+        "sora-2-2025-10-06": ModelPrice(default=125_000),
+        "sora-2-pro": ModelPrice(default=350_000, sizes={"1792x1024": 600_000}),
+        "openai/sora-2-t2v": ModelPrice(default=1_000_000),
+    }
 
 
-def test_json_file_overrides_and_keeps_unlisted_models(tmp_path: Path) -> None:
-    path = tmp_path / "prices.JSON"
-    path.write_text('{"sora-2-pro": {"1280x720": 0.333333}, "cheap": 0}', encoding="utf-8")
-    table = load_prices(path)
-    assert table.per_second("sora-2-pro", "1280x720") == 333_333
+def test_json_file_is_read_the_same_way(tmp_path: Path) -> None:
+    path = write(tmp_path / "prices.JSON", '{"sora-2-pro": {"1280x720": 0.333333}, "Muse-Video-50s": 0}')
+    assert read_price_file(path) == {
+        "sora-2-pro": ModelPrice(sizes={"1280x720": 333_333}),
+        "muse-video-50s": ModelPrice(default=0),
+    }
+
+
+def test_the_documented_example_is_a_valid_file(tmp_path: Path) -> None:
+    doc = bot.pricing.__doc__ or ""
+    example = re.search(r"\n\n((?: {4}.*\n|\n)+)", doc)
+    assert example is not None
+    path = write(tmp_path / "example.toml", textwrap.dedent(example.group(1)))
+    assert read_price_file(path) == {
+        "vendor/model-a": ModelPrice(default=80_000),
+        "vendor/model-a-2025-10-06": ModelPrice(default=100_000),
+        "vendor/model-b": ModelPrice(default=300_000, sizes={"1792x1024": 500_000, "1024x1792": 500_000}),
+    }
+
+
+# --- its effect on the catalogue ---------------------------------------------------------------------
+
+
+def test_toml_file_replaces_the_prices_of_the_models_it_names(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "prices.toml",
+        """
+SORA-2 = 0.08
+"sora-2-2025-10-06" = "0.125"
+
+[sora-2-pro]
+"1792X1024" = 0.6
+default = 0.35
+""",
+    )
+    catalogue = Catalogue.load("openai", prices_file=path)
+    assert estimate_micros(spec(catalogue, "Sora-2"), "1280x720", 4) == 320_000  # names ignore case
+    assert estimate_micros(spec(catalogue, "sora-2-2025-10-06"), "1280x720", 4) == 500_000  # its own entry
+    assert estimate_micros(spec(catalogue, "sora-2-2026-01-01"), "1280x720", 4) == 320_000  # the base's
+    # A model named in the file has its built-in prices replaced entirely.
+    pro = spec(catalogue, "sora-2-pro")
+    assert per_second_micros(pro, "1792x1024") == 600_000
+    assert per_second_micros(pro, "1024x1792") == 350_000  # the built-in 0.50 is gone
+    assert per_second_micros(pro, "1280x720") == 350_000
+    assert per_second_micros(spec(catalogue, "muse-video"), "1280x720") == 30_000  # not named: kept
+
+
+def test_json_file_replaces_named_models_and_keeps_the_others(tmp_path: Path) -> None:
+    path = write(tmp_path / "prices.JSON", '{"sora-2-pro": {"1280x720": 0.333333}, "Muse-Video-50s": 0}')
+    catalogue = Catalogue.load("openai", prices_file=path)
+    pro = spec(catalogue, "sora-2-pro")
+    assert per_second_micros(pro, "1280x720") == 333_333
     with pytest.raises(NoPriceError):
-        table.per_second("sora-2-pro", "1792x1024")  # no default in the override
-    assert table.per_second("sora-2", "1280x720") == 100_000  # built-in kept
-    assert table.estimate("cheap", "1280x720", 12) == 0  # an explicit 0 is a price
+        estimate_micros(pro, "1792x1024", 4)  # no default in the file, and the built-in prices are gone
+    assert per_second_micros(spec(catalogue, "sora-2"), "1280x720") == 100_000  # built-in kept
+    assert estimate_micros(spec(catalogue, "muse-video-50s"), "1280x720", 50) == 0  # 0 is a price
+
+
+def test_a_name_with_a_slash_prices_that_model(tmp_path: Path) -> None:
+    path = write(tmp_path / "prices.toml", '["openai/sora-2-t2v"]\ndefault = 1\n')
+    catalogue = Catalogue.load("aimlapi", prices_file=path)
+    assert per_second_micros(spec(catalogue, "openai/sora-2-t2v"), "720x1280") == 1_000_000
+
+
+# --- problems ----------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -112,23 +185,24 @@ def test_json_file_overrides_and_keeps_unlisted_models(tmp_path: Path) -> None:
 def test_invalid_files_are_rejected_clearly(
     tmp_path: Path, name: str, text: str, fragments: list[str]
 ) -> None:
-    path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
+    path = write(tmp_path / name, text)
     with pytest.raises(PriceFileError) as caught:
-        load_prices(path)
+        read_price_file(path)
     message = str(caught.value)
     assert isinstance(caught.value, ValueError)
     assert message.startswith(f"PRICES_FILE {path}: ")
     for fragment in fragments:
         assert fragment in message
+    with pytest.raises(PriceFileError) as loading:
+        Catalogue.load("openai", prices_file=path)
+    assert str(loading.value) == message
 
 
 def test_every_problem_is_reported(tmp_path: Path) -> None:
-    path = tmp_path / "prices.toml"
-    path.write_text('a = -1\nb = 0.2\n[c]\nfoo = 1\n"1280x720" = "?"\n', encoding="utf-8")
+    path = write(tmp_path / "prices.toml", 'a = -1\nb = 0.2\n[c]\nfoo = 1\n"1280x720" = "?"\n')
     with pytest.raises(PriceFileError) as caught:
-        load_prices(path)
-    assert caught.value.path == path
+        Catalogue.load("openai", prices_file=path)
+    assert caught.value.path == path and caught.value.setting == "PRICES_FILE"
     assert len(caught.value.problems) == 3
     assert [line.split(": ", 2)[1] for line in str(caught.value).splitlines()] == [
         "model 'a'",
@@ -139,4 +213,6 @@ def test_every_problem_is_reported(tmp_path: Path) -> None:
 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(PriceFileError, match="cannot be read"):
-        load_prices(tmp_path / "nope.toml")
+        read_price_file(tmp_path / "nope.toml")
+    with pytest.raises(PriceFileError, match=r"^PRICES_FILE .*nope\.json: cannot be read"):
+        Catalogue.load("openai", prices_file=tmp_path / "nope.json")
