@@ -71,11 +71,12 @@ INTERRUPTED = "Interrupted by a restart before it started; nothing was charged."
 
 
 class Retry(Exception):
-    """Transient trouble: run the same step again after `defer` seconds (None: the loop's backoff)."""
+    """Transient trouble: run the same step again after `retry_after` seconds (capped by the policy),
+    or after the loop's backoff when None."""
 
-    def __init__(self, why: str, defer: float | None = None) -> None:
+    def __init__(self, why: str, retry_after: float | None = None) -> None:
         super().__init__(why)
-        self.defer = defer
+        self.retry_after = retry_after
 
 
 class JobEnded(Exception):
@@ -234,7 +235,8 @@ class JobRunner:
     # -- the loop -----------------------------------------------------------------------------------
 
     async def _drive(self, job_id: int) -> None:
-        failures = 0
+        failures = 0  # trouble in a row: sets the backoff
+        crashes = 0  # unexpected errors in a row: a bug, so the job is given up after a few
         while True:
             job = await self.store.require(job_id)
             if job.finished:
@@ -243,7 +245,7 @@ class JobRunner:
                 if self._silent_for(job) > self.timing.max_job_age:
                     raise JobEnded(TOO_SLOW)
                 delay = await self.steps[job.status](job)
-                failures = 0
+                failures = crashes = 0
             except StaleJob:
                 continue  # the job moved on meanwhile (e.g. ended elsewhere): read it again
             except JobEnded as end:
@@ -251,13 +253,14 @@ class JobRunner:
                 return
             except Retry as retry:
                 log.info("Job %s (%s): %s; trying again", job_id, job.status, retry)
-                delay = retry.defer if retry.defer is not None else self.timing.retry.delay(failures)
+                delay = self.timing.retry.delay(failures, retry)
                 failures += 1
             except Exception:
                 failures += 1
+                crashes += 1
                 reference = new_reference()
                 log.exception("Job %s: step %s failed [ref %s]", job_id, job.status, reference)
-                if failures >= self.timing.max_failures:
+                if crashes >= self.timing.max_failures:
                     await self._end(
                         job_id,
                         f"Sorry, something went wrong on our side (reference `{reference}`); "
