@@ -7,9 +7,11 @@ per server in `guild_settings`.
 The ledger: when a job is accepted it *reserves* its estimate, inside the caller's BEGIN IMMEDIATE
 transaction that also moves the job from 'received' to 'reserved'; the checks and the write share that
 transaction, so two racing requests (even from other connections) cannot both take the last dollar.
-The reservation is later settled exactly once: *charged* when the clip is delivered or *refunded* when
-the job fails. Spent in a window = reservations made in it (by `window_at`) that were not refunded,
-i.e. charges plus open reservations. Rows are never changed or deleted (migration 0002 enforces this).
+The reservation is later settled exactly once: *charged* when the clip is delivered (at the provider's
+actual cost when it reported one, else at the estimate) or *refunded* when the job fails. Spent in a
+window = what the reservations made in it (by `window_at`) came to: a charged job its charge, an open
+reservation its estimate, a refunded one nothing (`_RESERVATIONS` says so once, for every query). Rows
+are never changed or deleted (migration 0002 enforces this).
 """
 
 from __future__ import annotations
@@ -34,26 +36,39 @@ log = logging.getLogger(__name__)
 DAY = 86_400
 IN_FLIGHT_STATUSES = tuple(status.value for status in IN_FLIGHT)
 _IN_FLIGHT_SQL = f"status IN ({', '.join(repr(status) for status in IN_FLIGHT_STATUSES)})"
-_NOT_REFUNDED = "NOT EXISTS (SELECT 1 FROM ledger AS f WHERE f.job_id = r.job_id AND f.kind = 'refund')"
+#: Charged more than this much over its reservation, a job is worth the operator's attention.
+OVERCHARGE_PERCENT = 10
+
+# One row per reservation: its server, member and window; `settlement` ('open', 'charge' or 'refund');
+# `reserved_micros`, the estimate; and `spent_micros`, what it counts in its windows: the charge once
+# charged (the provider's actual cost), the estimate while open, nothing once refunded.
+_RESERVATIONS = """(
+    SELECT r.guild_id, r.member_id, r.window_at, r.amount_micros AS reserved_micros,
+        COALESCE(s.kind, 'open') AS settlement,
+        CASE WHEN s.kind = 'refund' THEN 0 ELSE COALESCE(s.amount_micros, r.amount_micros) END AS spent_micros
+    FROM ledger AS r LEFT JOIN ledger AS s ON s.job_id = r.job_id AND s.kind != 'reserve'
+    WHERE r.kind = 'reserve'
+)"""
 
 _SETTINGS_SQL = (
     "SELECT guild_daily_micros, guild_monthly_micros, guild_monthly_unlimited, member_daily_micros,"
     " max_concurrent_jobs FROM guild_settings WHERE guild_id = ?"
 )
 
-# Queries about a server's windows share numbered parameters (`Database.fetchone` takes a sequence):
-# ?1 guild_id, ?2 day_start, ?3 day_end, ?4 month_start, ?5 month_end (`Period.params`), ?6 member_id.
-_IN_MONTH = "r.guild_id = ?1 AND r.kind = 'reserve' AND r.window_at >= ?4 AND r.window_at < ?5"
-_TODAY = "r.window_at >= ?2 AND r.window_at < ?3"
+# Queries about a server's windows (rows `j` of `_RESERVATIONS`) share numbered parameters
+# (`Database.fetchone` takes a sequence): ?1 guild_id, ?2 day_start, ?3 day_end, ?4 month_start,
+# ?5 month_end (`Period.params`), ?6 member_id.
+_IN_MONTH = "j.guild_id = ?1 AND j.window_at >= ?4 AND j.window_at < ?5"
+_TODAY = "j.window_at >= ?2 AND j.window_at < ?3"
 
 # Spent this month, today, and by one member today, in one server.
 _SPENT_SQL = f"""
 SELECT
-    COALESCE(SUM(r.amount_micros), 0) AS month,
-    COALESCE(SUM(CASE WHEN {_TODAY} THEN r.amount_micros END), 0) AS day,
-    COALESCE(SUM(CASE WHEN {_TODAY} AND r.member_id = ?6 THEN r.amount_micros END), 0) AS member_day
-FROM ledger AS r
-WHERE {_IN_MONTH} AND {_NOT_REFUNDED}
+    COALESCE(SUM(j.spent_micros), 0) AS month,
+    COALESCE(SUM(CASE WHEN {_TODAY} THEN j.spent_micros END), 0) AS day,
+    COALESCE(SUM(CASE WHEN {_TODAY} AND j.member_id = ?6 THEN j.spent_micros END), 0) AS member_day
+FROM {_RESERVATIONS} AS j
+WHERE {_IN_MONTH}
 """
 
 
@@ -155,15 +170,21 @@ class QuotaExceeded(QuotaError):
 
 
 class TooManyJobs(QuotaError):
-    """The server already has `limit` jobs in flight."""
+    """The server already has `limit` jobs in flight and its queue (`queue_limit` places) is full."""
 
-    def __init__(self, in_flight: int, limit: int) -> None:
+    def __init__(self, in_flight: int, limit: int, *, queue_limit: int = 0) -> None:
         self.in_flight = in_flight
         self.limit = limit
+        self.queue_limit = queue_limit
+        videos = "video" if in_flight == 1 else "videos"
         if limit == 0:
             message = "Videos are switched off on this server: it allows no videos in progress."
+        elif queue_limit:
+            message = (
+                f"This server's queue is full: {in_flight} {videos} in progress and {queue_limit} waiting "
+                "(the most it takes). Try again when one finishes."
+            )
         else:
-            videos = "video" if in_flight == 1 else "videos"
             message = (
                 f"This server already has {in_flight} {videos} in progress; try again when one finishes."
             )
@@ -216,7 +237,7 @@ class UsageGroup:
 
 @dataclass(frozen=True)
 class UsageReport:
-    """A server's spend in the current UTC day and month (amounts exclude refunded jobs)."""
+    """A server's spend in the current UTC day and month (charged jobs at their charge, refunds as 0)."""
 
     day_start: int
     month_start: int
@@ -318,13 +339,21 @@ class Quotas:
         return old, new
 
     async def reserve(
-        self, conn: aiosqlite.Connection, *, job_id: int, guild_id: int, member_id: int, amount: int
-    ) -> None:
-        """Check every window and the in-flight cap, then record the reservation.
+        self,
+        conn: aiosqlite.Connection,
+        *,
+        job_id: int,
+        guild_id: int,
+        member_id: int,
+        amount: int,
+        queue_limit: int = 0,
+    ) -> bool:
+        """Check every window and the server's slots, then record the reservation; True when the job
+        can start now, False when it waits in the server's queue (at most `queue_limit` wait).
 
-        Call inside the caller's `db.transaction()`, the one that moves the job to 'reserved' (before or
-        after this call: the job itself is not counted as in flight). Raises `QuotaExceeded` or
-        `TooManyJobs` (roll back), or `LedgerError` if the job already has a reservation.
+        Call inside the caller's `db.transaction()`, the one that accepts the job (the job itself is not
+        counted). Raises `QuotaExceeded`, `TooManyJobs` (no slot and no room in the queue) — roll back —
+        or `LedgerError` if the job already has a reservation.
         """
         if amount < 0:
             raise ValueError(f"amount must not be negative, not {amount}")
@@ -349,22 +378,49 @@ class Quotas:
             (guild_id, job_id),
         )
         assert in_flight is not None
-        if in_flight["n"] >= limits.max_concurrent:
-            raise TooManyJobs(in_flight["n"], limits.max_concurrent)
+        starts = in_flight["n"] < limits.max_concurrent
+        if not starts:
+            waiting = await _fetchone(
+                conn,
+                "SELECT COUNT(*) AS n FROM jobs WHERE guild_id = ? AND id != ? AND status = 'queued'",
+                (guild_id, job_id),
+            )
+            assert waiting is not None
+            if limits.max_concurrent == 0 or waiting["n"] >= queue_limit:
+                raise TooManyJobs(in_flight["n"], limits.max_concurrent, queue_limit=queue_limit)
         await conn.execute(
             "INSERT INTO ledger (job_id, guild_id, member_id, kind, amount_micros, window_at, created_at)"
             " VALUES (?, ?, ?, 'reserve', ?, ?, ?)",
             (job_id, guild_id, member_id, amount, now, now),
         )
         log.debug("Job %s reserved %s in guild %s", job_id, amount, guild_id)
+        return starts
 
-    async def charge(self, conn: aiosqlite.Connection, job_id: int) -> bool:
-        """Turn the job's reservation into a charge (inside the caller's transaction).
+    async def charge(self, conn: aiosqlite.Connection, job_id: int, amount: int | None = None) -> bool:
+        """Settle the job's reservation as delivered, inside the caller's transaction.
 
-        Returns False, writing nothing, if the job was already charged or refunded. Raises
-        `LedgerError` if the job has no reservation: a delivered job always has one.
+        The charge is `amount`, what the provider says the job cost, or the reservation's estimate
+        without one; it counts in the window of the reservation. A charge more than
+        `OVERCHARGE_PERCENT` over the estimate is logged as a warning: the budgets were checked on
+        the estimate, so the prices need updating. Returns False, writing nothing, if the job was
+        already charged or refunded. Raises `LedgerError` if the job has no reservation: a delivered
+        job always has one.
         """
-        return await self._settle(conn, job_id, "charge")
+        if amount is not None and amount < 0:
+            raise ValueError(f"amount must not be negative, not {amount}")
+        reservation = await self._settle(conn, job_id, "charge", amount)
+        if reservation is None:
+            return False
+        estimate = reservation["amount_micros"]
+        if amount is not None and amount * 100 > estimate * (100 + OVERCHARGE_PERCENT):
+            log.warning(
+                "Job %s cost %s, more than %s%% over its estimate of %s: the prices need updating",
+                job_id,
+                format_usd(amount),
+                OVERCHARGE_PERCENT,
+                format_usd(estimate),
+            )
+        return True
 
     async def refund(self, conn: aiosqlite.Connection, job_id: int) -> bool:
         """Give the job's reservation back (inside the caller's transaction).
@@ -372,9 +428,13 @@ class Quotas:
         Returns False, writing nothing, if the job was already charged or refunded, or never reserved
         (it failed before its reservation).
         """
-        return await self._settle(conn, job_id, "refund")
+        return await self._settle(conn, job_id, "refund") is not None
 
-    async def _settle(self, conn: aiosqlite.Connection, job_id: int, kind: str) -> bool:
+    async def _settle(
+        self, conn: aiosqlite.Connection, job_id: int, kind: str, amount: int | None = None
+    ) -> aiosqlite.Row | None:
+        """Write the job's `kind` of settlement for `amount` (else the reserved amount); returns the
+        reservation it settled, or None if there was nothing to settle."""
         rows = await _fetchall(
             conn,
             "SELECT kind, guild_id, member_id, amount_micros, window_at FROM ledger WHERE job_id = ?",
@@ -385,13 +445,14 @@ class Quotas:
         if reservation is None:
             if kind == "charge":
                 raise LedgerError(f"job {job_id} has no reservation to charge")
-            return False
+            return None
         for settled in ("charge", "refund"):
             if settled in by_kind:
                 if settled != kind:
                     log.warning("Job %s was already settled (%s); ignoring the %s", job_id, settled, kind)
-                return False
-        # Same amount and window as the reservation: the job stays counted in the day it was accepted.
+                return None
+        settled_micros = reservation["amount_micros"] if amount is None else amount
+        # The reservation's window: the job stays counted in the day it was accepted.
         await conn.execute(
             "INSERT INTO ledger (job_id, guild_id, member_id, kind, amount_micros, window_at, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -400,13 +461,13 @@ class Quotas:
                 reservation["guild_id"],
                 reservation["member_id"],
                 kind,
-                reservation["amount_micros"],
+                settled_micros,
                 reservation["window_at"],
                 int(self._clock()),
             ),
         )
-        log.debug("Job %s: %s of %s", job_id, kind, reservation["amount_micros"])
-        return True
+        log.debug("Job %s: %s of %s", job_id, kind, settled_micros)
+        return reservation
 
     async def status(self, guild_id: int, member_id: int) -> QuotaStatus:
         """The server's and the member's windows now, and the server's jobs in flight."""
@@ -438,19 +499,18 @@ class Quotas:
         period = Period.at(self._clock())
         params = (guild_id, *period.params())
         rows = await self._db.fetchall(
-            "SELECT r.member_id, SUM(r.amount_micros) AS month, COUNT(*) AS videos,"
-            f" COALESCE(SUM(CASE WHEN {_TODAY} THEN r.amount_micros END), 0) AS day"
-            f" FROM ledger AS r WHERE {_IN_MONTH} AND {_NOT_REFUNDED}"
-            " GROUP BY r.member_id ORDER BY month DESC, day DESC, r.member_id",
+            "SELECT j.member_id, SUM(j.spent_micros) AS month, COUNT(*) AS videos,"
+            f" COALESCE(SUM(CASE WHEN {_TODAY} THEN j.spent_micros END), 0) AS day"
+            f" FROM {_RESERVATIONS} AS j WHERE {_IN_MONTH} AND j.settlement != 'refund'"
+            " GROUP BY j.member_id ORDER BY month DESC, day DESC, j.member_id",
             params,
         )
         totals = await self._db.fetchone(
             "SELECT"
-            " COALESCE(SUM(CASE WHEN f.kind IS NULL THEN r.amount_micros END), 0) AS open,"
-            " COUNT(CASE WHEN f.kind = 'refund' THEN 1 END) AS refunds,"
-            " COALESCE(SUM(CASE WHEN f.kind = 'refund' THEN r.amount_micros END), 0) AS refunded"
-            " FROM ledger AS r LEFT JOIN ledger AS f ON f.job_id = r.job_id AND f.kind != 'reserve'"
-            f" WHERE {_IN_MONTH}",
+            " COALESCE(SUM(CASE WHEN j.settlement = 'open' THEN j.spent_micros END), 0) AS open,"
+            " COUNT(CASE WHEN j.settlement = 'refund' THEN 1 END) AS refunds,"
+            " COALESCE(SUM(CASE WHEN j.settlement = 'refund' THEN j.reserved_micros END), 0) AS refunded"
+            f" FROM {_RESERVATIONS} AS j WHERE {_IN_MONTH}",
             params,
         )
         assert totals is not None
@@ -473,9 +533,8 @@ class Quotas:
         period = Period.at(self._clock())
         first = period.day_start // DAY - (days - 1)
         rows = await self._db.fetchall(
-            f"SELECT r.window_at / {DAY} AS day, SUM(r.amount_micros) AS spent FROM ledger AS r"
-            " WHERE r.guild_id = ? AND r.kind = 'reserve' AND r.window_at >= ? AND r.window_at < ?"
-            f" AND {_NOT_REFUNDED} GROUP BY day",
+            f"SELECT j.window_at / {DAY} AS day, SUM(j.spent_micros) AS spent FROM {_RESERVATIONS} AS j"
+            " WHERE j.guild_id = ? AND j.window_at >= ? AND j.window_at < ? GROUP BY day",
             (guild_id, first * DAY, period.day_end),
         )
         spent = {row["day"]: row["spent"] for row in rows}

@@ -449,6 +449,29 @@ async def test_quotas_run_unchanged(pg: PostgresDatabase, quotas: Quotas) -> Non
     assert (await quotas.daily_spend(GUILD, days=2))[-1][1] == 600_000
 
 
+async def test_charges_at_the_actual_cost_count_on_postgres(pg: PostgresDatabase, quotas: Quotas) -> None:
+    cheaper = await accept(pg, quotas, GUILD, ALICE, 400_000)  # type: ignore[arg-type]
+    dearer = await accept(pg, quotas, GUILD, BOB, 400_000)  # type: ignore[arg-type]
+    refunded = await accept(pg, quotas, GUILD, ALICE, 300_000)  # type: ignore[arg-type]
+    assert await settle(pg, quotas, cheaper, "charge", 250_000) is True  # type: ignore[arg-type]
+    assert await settle(pg, quotas, dearer, "charge", 500_000) is True  # type: ignore[arg-type]
+    assert await settle(pg, quotas, refunded, "refund") is True  # type: ignore[arg-type]
+    await accept(pg, quotas, GUILD, BOB, 100_000)  # type: ignore[arg-type]  # still open
+
+    status = await quotas.status(GUILD, ALICE)
+    assert (status.guild_today.spent, status.member_today.spent) == (850_000, 250_000)
+    usage = await quotas.usage(GUILD)
+    assert [(m.member_id, m.today, m.month, m.videos) for m in usage.members] == [
+        (BOB, 600_000, 600_000, 2),
+        (ALICE, 250_000, 250_000, 1),
+    ]
+    assert (usage.open_micros, usage.refunds, usage.refunded_micros) == (100_000, 1, 300_000)
+    assert (await quotas.daily_spend(GUILD, days=1))[0][1] == 850_000
+    await accept(pg, quotas, GUILD, ALICE, 750_000)  # type: ignore[arg-type]  # fits next to $0.25, not $0.40
+    with pytest.raises(QuotaExceeded):
+        await accept(pg, quotas, GUILD, ALICE, 1)  # type: ignore[arg-type]
+
+
 async def test_the_job_store_runs_unchanged(pg: PostgresDatabase, quotas: Quotas) -> None:
     store = JobStore(pg, quotas, clock=lambda: 1_700_000_000.5)  # type: ignore[arg-type]
     new = NewJob(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.db import Database
+from bot.jobs.models import JobStatus
+from bot.jobs.store import JobStore, NewJob
 from bot.money import format_usd
 from bot.quotas import (
     DEFAULT,
@@ -82,11 +85,12 @@ async def accept(db: Database, quotas: Quotas, guild: int, member: int, amount: 
     return job
 
 
-async def settle(db: Database, quotas: Quotas, job: int, kind: str) -> bool:
+async def settle(db: Database, quotas: Quotas, job: int, kind: str, amount: int | None = None) -> bool:
+    """Charge (at `amount`, if given) or refund the job, moving it to 'posted' or 'failed'."""
     async with db.transaction() as conn:
         if kind == "charge":
             await conn.execute("UPDATE jobs SET status = 'posted' WHERE id = ?", (job,))
-            return await quotas.charge(conn, job)
+            return await quotas.charge(conn, job, amount)
         await conn.execute("UPDATE jobs SET status = 'failed' WHERE id = ?", (job,))
         return await quotas.refund(conn, job)
 
@@ -237,6 +241,106 @@ async def test_settling_is_idempotent_and_exclusive(db: Database, quotas: Quotas
     assert (await quotas.status(GUILD, ALICE)).guild_today.spent == 400_000
 
 
+async def test_a_charge_at_the_actual_cost_frees_what_the_estimate_held(
+    db: Database, quotas: Quotas, clock: Clock
+) -> None:
+    await quotas.set_limits(GUILD, by=1, guild_daily=2_000_000)
+    cheaper = await accept(db, quotas, GUILD, ALICE, 400_000)
+    estimated = await accept(db, quotas, GUILD, BOB, 400_000)
+    refunded = await accept(db, quotas, GUILD, BOB, 300_000)
+    clock.now = at(2026, 3, 11, 0, 30)  # settled after midnight: still counted on the day it was accepted
+    assert await settle(db, quotas, cheaper, "charge", 250_000) is True
+    assert await settle(db, quotas, estimated, "charge") is True  # no actual cost: the estimate
+    assert await settle(db, quotas, refunded, "refund") is True
+    assert await settle(db, quotas, cheaper, "charge", 1) is False  # settled once, at the first amount
+    rows = await db.fetchall(
+        "SELECT job_id, kind, amount_micros, window_at FROM ledger WHERE kind != 'reserve'"
+    )
+    day = at(2026, 3, 10, 12, 0)
+    assert [tuple(row) for row in rows] == [
+        (cheaper, "charge", 250_000, day),
+        (estimated, "charge", 400_000, day),
+        (refunded, "refund", 300_000, day),
+    ]
+
+    clock.now = at(2026, 3, 10, 18, 0)
+    status = await quotas.status(GUILD, ALICE)
+    assert (status.guild_today.spent, status.guild_today.left) == (650_000, 1_350_000)  # not 800_000 spent
+    assert (status.guild_month.spent, status.member_today.spent) == (650_000, 250_000)
+    assert status.member_today.left == 750_000  # $0.15 more than the estimate's $0.60
+    report = await quotas.usage(GUILD)
+    assert [(m.member_id, m.today, m.month, m.videos) for m in report.members] == [
+        (BOB, 400_000, 400_000, 1),
+        (ALICE, 250_000, 250_000, 1),
+    ]
+    assert (report.total.today, report.total.month, report.total.videos) == (650_000, 650_000, 2)
+    assert (report.open_micros, report.refunds, report.refunded_micros) == (0, 1, 300_000)
+    assert await quotas.daily_spend(GUILD, days=1) == [(datetime.date(2026, 3, 10), 650_000)]
+
+    # The reservation check counts the charge too: $0.75 fits Alice's $1.00 next to $0.25, not next to $0.40.
+    await accept(db, quotas, GUILD, ALICE, 750_000)
+    with pytest.raises(QuotaExceeded) as caught:
+        await accept(db, quotas, GUILD, ALICE, 1)
+    assert (caught.value.window, caught.value.spent) == (Window.MEMBER_DAILY, 1_000_000)
+    report = await quotas.usage(GUILD)
+    assert (report.total.today, report.open_micros) == (1_400_000, 750_000)
+
+
+async def test_a_charge_over_the_estimate_is_logged_and_counted(
+    db: Database, quotas: Quotas, caplog: pytest.LogCaptureFixture
+) -> None:
+    over = await accept(db, quotas, GUILD, ALICE, 400_000)
+    at_the_margin = await accept(db, quotas, GUILD, BOB, 400_000)
+    free = await accept(db, quotas, GUILD, CAROL, 0)
+    with caplog.at_level(logging.WARNING, logger="bot.quotas"):
+        assert await settle(db, quotas, over, "charge", 450_000) is True
+        assert await settle(db, quotas, at_the_margin, "charge", 440_000) is True  # 10 % over: expected
+        assert await settle(db, quotas, free, "charge", 10_000) is True
+    assert [record.getMessage() for record in caplog.records] == [
+        f"Job {over} cost $0.45, more than 10% over its estimate of $0.40: the prices need updating",
+        f"Job {free} cost $0.01, more than 10% over its estimate of $0.00: the prices need updating",
+    ]
+    status = await quotas.status(GUILD, ALICE)
+    assert (status.member_today.spent, status.guild_today.spent) == (450_000, 900_000)
+    assert (await quotas.usage(GUILD)).total.today == 900_000
+    assert await quotas.daily_spend(GUILD, days=1) == [(datetime.date(2026, 3, 10), 900_000)]
+    # Over Alice's $1.00 would now be any reservation above $0.55, whatever she was estimated at.
+    with pytest.raises(QuotaExceeded):
+        await accept(db, quotas, GUILD, ALICE, 550_001)
+
+
+async def test_a_refund_gives_back_everything_whatever_was_reported(db: Database, quotas: Quotas) -> None:
+    job = await accept(db, quotas, GUILD, ALICE, 400_000)
+    await db.execute("UPDATE jobs SET actual_cost_micros = 250000 WHERE id = ?", (job,))
+    assert await settle(db, quotas, job, "refund") is True
+    assert await settle(db, quotas, job, "charge", 250_000) is False
+    assert await ledger(db) == [(job, "reserve", 400_000), (job, "refund", 400_000)]
+    assert (await quotas.status(GUILD, ALICE)).member_today.spent == 0
+    report = await quotas.usage(GUILD)
+    assert (report.members, report.total.today, report.refunded_micros) == ([], 0, 400_000)
+    assert await quotas.daily_spend(GUILD, days=1) == [(datetime.date(2026, 3, 10), 0)]
+
+
+@pytest.mark.parametrize(
+    ("reported", "with_delivery", "charged"),
+    [
+        (250_000, {}, 250_000),  # the provider's actual cost, stored while the job ran
+        (None, {}, 400_000),  # none reported: the estimate
+        (250_000, {"actual_cost_micros": 300_000}, 300_000),  # one written with the delivery wins
+    ],
+)
+async def test_mark_posted_charges_the_actual_cost(
+    db: Database, quotas: Quotas, reported: int | None, with_delivery: dict[str, int], charged: int
+) -> None:
+    store = JobStore(db, quotas, clock=lambda: at(2026, 3, 10, 12, 0))
+    new = NewJob(GUILD, 2, ALICE, 3, None, None, 10_485_760, "sora-2", "1280x720", 4, "a cat")
+    job = await store.reserve(await store.create(new), 400_000)
+    await store.transition(job.id, JobStatus.RESERVED, JobStatus.POSTING, actual_cost_micros=reported)
+    posted = await store.mark_posted(job.id, 99, **with_delivery)
+    assert (posted.status, posted.clip_message_id) == (JobStatus.POSTED, 99)
+    assert await ledger(db) == [(job.id, "reserve", 400_000), (job.id, "charge", charged)]
+
+
 async def test_ledger_misuse(db: Database, quotas: Quotas) -> None:
     job = await accept(db, quotas, GUILD, ALICE, 100_000)
     with pytest.raises(LedgerError, match="already has a reservation"):
@@ -249,6 +353,8 @@ async def test_ledger_misuse(db: Database, quotas: Quotas) -> None:
     with pytest.raises(ValueError, match="negative"):
         async with db.transaction() as conn:
             await quotas.reserve(conn, job_id=never, guild_id=GUILD, member_id=ALICE, amount=-1)
+    with pytest.raises(ValueError, match="negative"):
+        await settle(db, quotas, job, "charge", -1)
     assert len(await ledger(db)) == 1
 
 
@@ -493,6 +599,7 @@ class Request:
     guild: int
     member: int
     amount: int
+    actual: int | None  # what a charge says the job cost (None: the estimate)
     settle: tuple[str, ...]
     advance: int
     pauses: int
@@ -503,6 +610,7 @@ requests = st.builds(
     guild=st.sampled_from([GUILD, OTHER_GUILD]),
     member=st.sampled_from([ALICE, BOB, CAROL]),
     amount=st.integers(0, 6).map(lambda n: n * 150_000),
+    actual=st.none() | st.integers(0, 9).map(lambda n: n * 100_000),
     settle=st.sampled_from(
         [
             (),
@@ -544,15 +652,15 @@ def effective(defaults: Limits, override: dict[str, int | None]) -> Limits:
 def independent_spent(
     rows: list[sqlite3.Row], guild: int, start: int, end: int, member: int | None = None
 ) -> int:
-    """Spent computed from raw ledger rows, without the module's SQL."""
-    refunded = {row["job_id"] for row in rows if row["kind"] == "refund"}
+    """Spent computed from raw ledger rows, without the module's SQL: charges, open reservations."""
+    settled = {row["job_id"]: row for row in rows if row["kind"] != "reserve"}
     return sum(
-        row["amount_micros"]
+        settled.get(row["job_id"], row)["amount_micros"]
         for row in rows
         if row["kind"] == "reserve"
         and row["guild_id"] == guild
         and start <= row["window_at"] < end
-        and row["job_id"] not in refunded
+        and settled.get(row["job_id"], row)["kind"] != "refund"
         and (member is None or row["member_id"] == member)
     )
 
@@ -619,7 +727,7 @@ async def run_scenario(
         for kind in request.settle:
             for _ in range(request.pauses):
                 await asyncio.sleep(0)
-            await settle(database, service, job, kind)
+            await settle(database, service, job, kind, request.actual)
 
     try:
         await asyncio.gather(*(run(index, request) for index, request in enumerate(plan)))
@@ -633,6 +741,11 @@ async def run_scenario(
         for job, request in zip(jobs, plan, strict=True):
             expected = ["reserve", request.settle[0]] if request.settle else ["reserve"]
             assert kinds.get(job, expected) == expected  # the first settlement wins
+            if kinds.get(job) == ["reserve", "charge"]:  # at the actual cost, if one was given
+                (charged,) = [
+                    row["amount_micros"] for row in rows if row["job_id"] == job and row["kind"] == "charge"
+                ]
+                assert charged == (request.amount if request.actual is None else request.actual)
 
         day_start, day_end, month_start, month_end = utc_windows(int(clock.now))
         for guild in (GUILD, OTHER_GUILD):

@@ -135,7 +135,11 @@ class JobStore:
         return await self.require(job_id)
 
     async def mark_posted(self, job_id: int, clip_message_id: int, **changes: Any) -> Job:
-        """Record the delivered message and turn the reservation into a charge, atomically."""
+        """Record the delivered message and charge the job, atomically.
+
+        The charge is the job's `actual_cost_micros` (as stored, or as changed here) when the provider
+        reported one, else the reservation's estimate.
+        """
         now = self.clock()
         async with self.db.transaction() as conn:
             posted = await self._update(
@@ -152,7 +156,9 @@ class JobStore:
             )
             if not posted:
                 raise StaleJob(f"job {job_id} is not being posted")
-            await self.quotas.charge(conn, job_id)
+            async with conn.execute("SELECT actual_cost_micros FROM jobs WHERE id = ?", (job_id,)) as cursor:
+                row = await cursor.fetchone()
+            await self.quotas.charge(conn, job_id, row["actual_cost_micros"])
         return await self.require(job_id)
 
     async def forget_expired_tokens(self) -> int:
