@@ -42,6 +42,14 @@ async def probe(client: VideoClient, base: str) -> Probe:
     try:
         models = await client.list_models()
         if models is not None:
+            # The list may be public (OpenRouter's is), so it proves nothing about the key: ask for
+            # a job that does not exist, which a wrong key gets a 401 for.
+            try:
+                await client.retrieve(PROBE_ID)
+            except AuthenticationError:
+                raise
+            except VideoAPIError:
+                pass  # "no such job" (or any other refusal of it): the key was accepted
             return Probe(None, f"the provider lists {len(models)} video model(s)", models)
         if client.can_list:
             try:

@@ -1,27 +1,58 @@
-"""Shared fixtures: a world of fakes (Discord + Videos API) on 127.0.0.1 for integration tests."""
+"""Shared fixtures: a world of fakes (Discord + a video provider) on 127.0.0.1 for integration tests."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from tests.fakes.discord_fake import FakeDiscord
+from tests.fakes.fal_fake import FakeFal
+from tests.fakes.openrouter_fake import FakeOpenRouter
 from tests.fakes.videos_fake import FakeVideosAPI, ManualClock
 from tests.harness import World, manage_guild_permissions
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+def family() -> str:
+    """The provider family the world's bot runs on; override with
+    ``@pytest.mark.parametrize("family", ["openrouter", "fal"])`` (or a fixture of that name)."""
+    return "openai"
+
+
+@pytest.fixture
+async def world(tmp_path: Path, family: str) -> AsyncIterator[World]:
     fake_discord = FakeDiscord()
     guild = fake_discord.add_guild("Test Server", channels=("general", "other"))
     admins = fake_discord.add_role(guild, "Admins", manage_guild_permissions())
     alice = fake_discord.add_member(guild, "alice")
     admin = fake_discord.add_member(guild, "admin", roles=[admins])
-    async with fake_discord, FakeVideosAPI(job_seconds=0.4) as fake_videos:
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(fake_discord)
+        fake_videos = await stack.enter_async_context(FakeVideosAPI(job_seconds=0.4))
+        openrouter = fal = None
+        if family == "openrouter":
+            openrouter = await stack.enter_async_context(FakeOpenRouter())
+        elif family == "fal":
+            fal = await stack.enter_async_context(FakeFal())
+        elif family != "openai":
+            raise ValueError(f"no fake for the {family!r} family")
         general, other = guild.text_channels
-        yield World(fake_discord, fake_videos, tmp_path, guild, general, other, alice, admin)
+        yield World(
+            fake_discord,
+            fake_videos,
+            tmp_path,
+            guild,
+            general,
+            other,
+            alice,
+            admin,
+            family=family,
+            openrouter=openrouter,
+            fal=fal,
+        )
 
 
 @pytest.fixture

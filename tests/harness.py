@@ -21,6 +21,8 @@ from bot.jobs.runner import RunnerTiming
 from bot.settings import Settings
 from bot.videos.retry import RetryPolicy
 from tests.fakes.discord_fake import FakeChannel, FakeDiscord, FakeGuild, FakeMember, FakeMessage
+from tests.fakes.fal_fake import FakeFal
+from tests.fakes.openrouter_fake import FakeOpenRouter
 from tests.fakes.videos_fake import FakeVideosAPI
 
 #: Fast timing for tests: polls every 50 ms, card edits unthrottled, retries after milliseconds.
@@ -29,11 +31,25 @@ TEST_TIMING = RunnerTiming(
 )
 MIB = 1024 * 1024
 ROOT = Path(__file__).resolve().parent.parent
+#: The provider families a World can run the bot on, and the models each offers by default (VIDEO_MODELS):
+#: models its fake serves, cheapest first so the default budgets ($1 a member a day) pay for a clip.
+FAMILY_MODELS = {
+    "openai": "sora-2,sora-2-pro",
+    "openrouter": "alibaba/wan-2.6,google/veo-3.1,minimax/hailuo-2.3",
+    "fal": "fal-ai/wan-25-preview/text-to-video,fal-ai/veo3.1",
+}
+ProviderFake = FakeVideosAPI | FakeOpenRouter | FakeFal
 
 
 @dataclass
 class World:
-    """One server with two channels, a member and an admin, plus both fakes."""
+    """One server with two channels, a member and an admin, the fake Discord and the provider fakes.
+
+    `family` is the provider family the bot runs on (`VIDEO_PROVIDER`): ``openai`` (the `/v1/videos`
+    fake, `videos`, always there), ``openrouter`` (`openrouter`) or ``fal`` (`fal`); `provider` is the
+    fake of the world's family. Tests choose it with the `family` fixture (conftest), e.g.
+    ``@pytest.mark.parametrize("family", ["openrouter"])``.
+    """
 
     discord: FakeDiscord
     videos: FakeVideosAPI
@@ -44,40 +60,68 @@ class World:
     alice: FakeMember
     admin: FakeMember
     overrides: dict[str, Any] = field(default_factory=dict)
+    family: str = "openai"
+    openrouter: FakeOpenRouter | None = None
+    fal: FakeFal | None = None
+
+    @property
+    def provider(self) -> ProviderFake:
+        """The fake the bot talks to in this world's family."""
+        fake = {"openai": self.videos, "openrouter": self.openrouter, "fal": self.fal}[self.family]
+        assert fake is not None, f"the {self.family} fake was not started for this world"
+        return fake
+
+    def provider_settings(self) -> dict[str, str]:
+        """VIDEO_PROVIDER, VIDEO_API_KEY, VIDEO_API_BASE_URL and VIDEO_MODELS for this world's family."""
+        fake = self.provider
+        return {
+            "VIDEO_PROVIDER": self.family,
+            "VIDEO_API_KEY": fake.api_key,
+            "VIDEO_API_BASE_URL": fake.base_url,
+            "VIDEO_MODELS": FAMILY_MODELS[self.family],
+        }
 
     def settings(self, **overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "discord_token": self.discord.token,
-            "openai_api_key": self.videos.api_key,
-            "openai_base_url": self.videos.base_url,
+            **{name.lower(): value for name, value in self.provider_settings().items()},
             "discord_api_base_url": self.discord.api_base,
             "discord_gateway_url": self.discord.gateway_url,
             "discord_guild_id": self.guild.id,
-            "video_provider": "openai",
-            "video_models": "sora-2,sora-2-pro",
             "database_path": self.tmp / "data" / "bot.sqlite3",
             "work_dir": self.tmp / "work",
             "poll_interval_seconds": 0.05,
         }
-        return Settings(_env_file=None, **(values | self.overrides | overrides))  # type: ignore[call-arg]
+        given = self.overrides | overrides
+        # The key and base URL may be given by their OPENAI_* names too (the same settings).
+        for alias, name in (("openai_api_key", "video_api_key"), ("openai_base_url", "video_api_base_url")):
+            if alias in given:
+                given[name] = given.pop(alias)
+        return Settings(_env_file=None, **(values | given))  # type: ignore[call-arg]
 
-    def process_env(self) -> dict[str, str]:
-        """The environment of `python -m bot` pointed at the fakes (nothing inherited that could leak)."""
+    def process_env(self, **extra: str) -> dict[str, str]:
+        """The environment of `python -m bot` pointed at the fakes (nothing inherited that could leak).
+
+        `extra` adds or replaces variables (e.g. ``VIDEO_MODELS="…"``); an empty value removes one.
+        """
         settings = self.settings()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "OPENAI_", "VIDEO_"))}
-        return env | {
-            "PYTHONPATH": str(ROOT),
-            "DISCORD_TOKEN": self.discord.token,
-            "VIDEO_PROVIDER": "openai",
-            "VIDEO_MODELS": "sora-2,sora-2-pro",
-            "OPENAI_API_KEY": self.videos.api_key,
-            "OPENAI_BASE_URL": self.videos.base_url,
+        env |= {"PYTHONPATH": str(ROOT), "DISCORD_TOKEN": self.discord.token}
+        provider = self.provider_settings()
+        if self.family == "openai":  # as operators of the Sora days wrote it: the OPENAI_* names
+            provider["OPENAI_API_KEY"] = provider.pop("VIDEO_API_KEY")
+            provider["OPENAI_BASE_URL"] = provider.pop("VIDEO_API_BASE_URL")
+        env |= provider | {
             "DISCORD_API_BASE_URL": self.discord.api_base,
             "DISCORD_GATEWAY_URL": self.discord.gateway_url,
             "DISCORD_GUILD_ID": str(self.guild.id),
             "DATABASE_PATH": str(settings.database_path),
             "WORK_DIR": str(settings.work_dir),
         }
+        if settings.models_file is not None:
+            env["MODELS_FILE"] = str(settings.models_file)
+        env |= extra
+        return {name: value for name, value in env.items() if value != ""}
 
     async def start_bot_process(self, cwd: Path) -> tuple[asyncio.subprocess.Process, list[str]]:
         """`python -m bot` as a real process against the fakes, returned once it is ready."""

@@ -755,3 +755,59 @@ async def test_identify_with_a_shard_outside_the_count_is_closed_4010(fake: Fake
         closed = await socket.receive()
     assert (closed.type, socket.close_code) == (aiohttp.WSMsgType.CLOSE, 4010)
     assert fake.gateway_connects == []
+
+
+async def test_autocomplete_is_answered_with_choices_of_the_options_type(
+    fake: FakeDiscord, world: World
+) -> None:
+    """Type 4 interactions: the focused option arrives as typed text, the answer is callback type 8."""
+    seen: list[tuple[Any, str]] = []
+    client = QuickBot(
+        command_prefix="!", intents=discord.Intents.none(), guild_ready_timeout=0.05, help_command=None
+    )
+    invoked: list[str] = []
+
+    @app_commands.command(name="pick", description="Pick a length")
+    async def pick(interaction: discord.Interaction, model: str, seconds: int) -> None:
+        invoked.append(model)
+
+    @pick.autocomplete("seconds")
+    async def seconds_choices(
+        interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[int]]:
+        seen.append((interaction.namespace.model, current))
+        return [app_commands.Choice(name=f"{s} s", value=s) for s in (4, 8, 12) if current in str(s)]
+
+    @pick.autocomplete("model")
+    async def model_choices(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name="x" * 101, value="too-long-a-name")]
+
+    client.tree.add_command(pick, guild=discord.Object(world.guild.id))
+    async with fake.run_bot(client):
+        await client.tree.sync(guild=discord.Object(world.guild.id))
+        lengths = await fake.dispatch_autocomplete(
+            world.guild, world.channel, world.alice, "pick", {"model": "sora-2", "seconds": 1}, "seconds"
+        )
+        callback = await lengths.wait_response()
+        untyped = await fake.dispatch_autocomplete(
+            world.guild, world.channel, world.alice, "pick", {}, "seconds"
+        )
+        await untyped.wait_response()
+        refused = await fake.dispatch_autocomplete(
+            world.guild, world.channel, world.alice, "pick", {}, "model"
+        )
+        [answer] = await fake.wait_for(
+            lambda: [
+                c for c in fake.calls_to("POST", rf"/interactions/{refused.id}/.+/callback$") if c.status
+            ]
+        )
+    assert lengths.payload["type"] == 4
+    [option_seconds] = [o for o in lengths.payload["data"]["options"] if o.get("focused")]
+    assert option_seconds == {"name": "seconds", "type": 4, "value": "1", "focused": True}
+    assert seen == [("sora-2", "1"), (None, "")]
+    assert callback.payload == {"type": 8, "data": {"choices": [{"name": "12 s", "value": 12}]}}
+    assert lengths.choices == [{"name": "12 s", "value": 12}]
+    assert [c["value"] for c in untyped.choices or []] == [4, 8, 12]
+    assert answer.status == 400 and refused.choices is None and refused.callback_type is None
+    assert invoked == [], "an autocomplete interaction never runs the command"
+    assert fake.messages_in(world.channel) == []

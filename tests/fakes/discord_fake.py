@@ -82,8 +82,13 @@ _GLOBAL_WINDOW = 1.0
 _VIEW_CHANNEL = discord.Permissions(view_channel=True).value
 _READ_MESSAGE_HISTORY = discord.Permissions(read_message_history=True).value
 # Interaction types and callback types from Discord's docs.
-_APPLICATION_COMMAND, _COMPONENT, _MODAL_SUBMIT = 2, 3, 5
+_APPLICATION_COMMAND, _COMPONENT, _AUTOCOMPLETE, _MODAL_SUBMIT = 2, 3, 4, 5
 _MESSAGE, _DEFERRED_MESSAGE, _DEFERRED_UPDATE, _UPDATE_MESSAGE, _MODAL = 4, 5, 6, 7, 9
+_AUTOCOMPLETE_RESULT = 8
+#: Autocomplete answers (interactions/receiving-and-responding.mdx, "Autocomplete"): at most 25 choices,
+#: names of 1-100 characters, string values of at most 100; a value's type is the option's.
+_MAX_CHOICES, _MAX_CHOICE_TEXT = 25, 100
+_CHOICE_TYPES: dict[int, tuple[type, ...]] = {3: (str,), 4: (int,), 10: (int, float)}
 
 
 class ApiError(Exception):
@@ -754,6 +759,51 @@ class FakeDiscord:
             entitlements=entitlements,
         )
 
+    async def dispatch_autocomplete(
+        self,
+        guild: FakeGuild,
+        channel: FakeChannel,
+        user: FakeMember,
+        name: str,
+        options: dict[str, Any],
+        focused: str,
+        *,
+        subcommand: str | None = None,
+        **kwargs: Any,
+    ) -> FakeInteraction:
+        """Send an APPLICATION_COMMAND_AUTOCOMPLETE (type 4) INTERACTION_CREATE for a synced command.
+
+        `options` are what the member has typed so far (required ones may still be missing); `focused`
+        names the option being typed, whose value is sent as the raw text typed, as Discord does for
+        every option type. The bot must answer with callback type 8 ``{"choices": [...]}``: see
+        `FakeInteraction.choices` (after `wait_response`).
+        """
+        command, scoped = self._find_command(name, 1, guild.id)
+        definitions = command.get("options", [])
+        wrappers: list[dict[str, Any]] = []
+        for part in (subcommand or "").split():
+            found = next((d for d in definitions if d["name"] == part and d["type"] in (1, 2)), None)
+            if found is None:
+                raise LookupError(f"/{name} has no subcommand {part!r}")
+            wrappers.append(found)
+            definitions = found.get("options", [])
+        target = next((d for d in definitions if d["name"] == focused), None)
+        if target is None or not target.get("autocomplete"):
+            raise LookupError(f"option {focused!r} of /{name} {subcommand or ''} has no autocomplete")
+        typed = {key: value for key, value in options.items() if key != focused}
+        values = self._command_options(definitions, typed, {}, partial=True)
+        values.append(
+            {"name": focused, "type": target["type"], "value": str(options.get(focused, "")), "focused": True}
+        )
+        for wrapper in reversed(wrappers):
+            values = [{"type": wrapper["type"], "name": wrapper["name"], "options": values}]
+        data: dict[str, Any] = {"id": command["id"], "name": name, "type": 1, "options": values}
+        if scoped:
+            data["guild_id"] = str(guild.id)
+        return await self._dispatch_interaction(
+            _AUTOCOMPLETE, data, channel, user, focused_type=target["type"], **kwargs
+        )
+
     async def dispatch_message_command(
         self, name: str, target_message: FakeMessage, user: FakeMember, **kwargs: Any
     ) -> FakeInteraction:
@@ -855,10 +905,18 @@ class FakeDiscord:
         raise LookupError(f"command {name!r} (type {kind}) was never synced")
 
     def _command_options(
-        self, definitions: list[dict[str, Any]], options: dict[str, Any], resolved: dict[str, Any]
+        self,
+        definitions: list[dict[str, Any]],
+        options: dict[str, Any],
+        resolved: dict[str, Any],
+        *,
+        partial: bool = False,
     ) -> list[dict[str, Any]]:
+        """Options in Discord's shape; `partial` (autocomplete) lets required ones be missing."""
         by_name = {definition["name"]: definition for definition in definitions}
-        missing = [d["name"] for d in definitions if d.get("required") and d["name"] not in options]
+        missing = [
+            d["name"] for d in definitions if d.get("required") and d["name"] not in options and not partial
+        ]
         if missing or set(options) - set(by_name):
             raise LookupError(f"options {sorted(options)} do not fit {sorted(by_name)} (missing {missing})")
         values = []
@@ -887,6 +945,7 @@ class FakeDiscord:
         attachment_size_limit: int = 10 * MIB,
         locale: str = "en-US",
         entitlements: Iterable[dict[str, Any]] = (),
+        focused_type: int | None = None,
     ) -> FakeInteraction:
         guild = self.guilds[channel.guild_id]
         permissions = guild.permissions_for(user.id)
@@ -927,6 +986,7 @@ class FakeDiscord:
             created_at=self.clock(),
             attachment_size_limit=attachment_size_limit,
             source_message_id=message.id if message is not None else None,
+            focused_type=focused_type,
         )
         self.interactions[token] = interaction
         await self.dispatch("INTERACTION_CREATE", payload)
@@ -1187,7 +1247,8 @@ class FakeDiscord:
         return self.interactions.get(token)
 
     async def _interaction_callback(self, request: web.Request, call: Call) -> _Reply:
-        """Answer types 4, 5, 6, 7 and 9; `?with_response=1` returns the callback resource (200)."""
+        """Answer types 4, 5, 6, 7, 8 (autocomplete only) and 9; `?with_response=1` returns the callback
+        resource (200)."""
         interaction = self._live_interaction(request.match_info["token"])
         if interaction is None or str(interaction.id) != request.match_info["interaction_id"]:
             raise ApiError(404, 10062, "Unknown interaction")
@@ -1199,6 +1260,10 @@ class FakeDiscord:
         kind, data = body.get("type"), body.get("data") or {}
         channel = self.guild_of(interaction.channel_id).channels[interaction.channel_id]
         message: FakeMessage | None = None
+        if interaction.type == _AUTOCOMPLETE and kind != _AUTOCOMPLETE_RESULT:
+            raise ApiError(
+                400, 50035, f"Invalid Form Body: callback type {kind} for an autocomplete interaction"
+            )
         if kind in (_MESSAGE, _DEFERRED_MESSAGE):
             self._check_sizes(files, interaction.attachment_size_limit)
             if kind == _DEFERRED_MESSAGE:
@@ -1213,6 +1278,8 @@ class FakeDiscord:
                 self._check_sizes(files, interaction.attachment_size_limit)
                 self._edit_message(message, data, files)
             interaction.original_message_id = interaction.source_message_id
+        elif kind == _AUTOCOMPLETE_RESULT and interaction.type == _AUTOCOMPLETE:
+            interaction.choices = self._check_choices(data, interaction.focused_type)
         elif kind == _MODAL and interaction.type != _MODAL_SUBMIT:
             interaction.modal = data
         else:
@@ -1232,6 +1299,27 @@ class FakeDiscord:
             }
             resource["message"] = message.payload(self)
         return _Reply(200, {"interaction": info, "resource": resource})
+
+    @staticmethod
+    def _check_choices(data: dict[str, Any], option_type: int | None) -> list[dict[str, Any]]:
+        """An autocomplete answer's choices, refused (400 50035) where Discord refuses them."""
+        choices = data.get("choices")
+        if not isinstance(choices, list) or len(choices) > _MAX_CHOICES:
+            raise ApiError(400, 50035, f"Invalid Form Body: choices must be a list of at most {_MAX_CHOICES}")
+        allowed = _CHOICE_TYPES.get(option_type or 3, (str,))
+        for choice in choices:
+            name, value = (
+                (choice.get("name"), choice.get("value")) if isinstance(choice, dict) else (None, None)
+            )
+            if not isinstance(name, str) or not 1 <= len(name) <= _MAX_CHOICE_TEXT:
+                raise ApiError(400, 50035, f"Invalid Form Body: choice name {name!r}")
+            if isinstance(value, bool) or not isinstance(value, allowed):
+                raise ApiError(
+                    400, 50035, f"Invalid Form Body: choice value {value!r} for option type {option_type}"
+                )
+            if isinstance(value, str) and len(value) > _MAX_CHOICE_TEXT:
+                raise ApiError(400, 50035, f"Invalid Form Body: choice value {value!r} is too long")
+        return choices
 
     @staticmethod
     def _response_type(interaction: FakeInteraction) -> int:

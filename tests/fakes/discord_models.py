@@ -597,6 +597,9 @@ class FakeInteraction:
     original_message_id: int | None = None
     followup_ids: list[int] = field(default_factory=list)
     modal: dict[str, Any] | None = None
+    #: An autocomplete interaction's answer (callback type 8), and the focused option's type.
+    choices: list[dict[str, Any]] | None = None
+    focused_type: int | None = None
 
     @property
     def original(self) -> FakeMessage | None:
