@@ -13,10 +13,11 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
+from bot.buttons import card_view_factory, clip_view_factory
 from bot.catalogue import Catalogue
 from bot.catalogue_refresh import ModelsRefresher
-from bot.clip_buttons import clip_view_factory
 from bot.db import Database
+from bot.discord_budget import budget_bot_calls
 from bot.discord_delivery import DiscordDelivery
 from bot.errors import handle_command_error
 from bot.intake import Intake
@@ -24,8 +25,9 @@ from bot.jobs.runner import JobRunner, RunnerTiming
 from bot.jobs.store import JobStore
 from bot.offer import Offer
 from bot.quotas import Limits, Quotas
+from bot.ratelimit import RequestBudget
 from bot.settings import Settings, usd_to_micros
-from bot.videos import VideoClient, create_video_client
+from bot.videos import RetryPolicy, VideoClient, create_video_client
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,7 @@ class SoraBot(commands.Bot):
             **client_options,
         )
         self.settings = settings
+        budget_bot_calls(self.http, RequestBudget(settings.discord_max_requests_per_second))
         self.catalogue = catalogue
         self.offer = Offer.from_settings(catalogue, settings)
         self.timing = timing or RunnerTiming(poll_interval=settings.poll_interval_seconds)
@@ -104,11 +107,14 @@ class SoraBot(commands.Bot):
             settings.api_base,
             settings.video_api_key.get_secret_value(),
             self.http_session,
+            retry=RetryPolicy(attempts=1),  # the runner's loop owns waiting and retrying
         )
         self.delivery = DiscordDelivery(
             self,
             self.store,
+            self.http_session,
             clip_view=clip_view_factory(self.catalogue.get),
+            card_view=card_view_factory(lambda job: self.runner.cancellable(job)),
             edit_interval=self.timing.card_edit_interval,
         )
         self.runner = JobRunner(
@@ -119,6 +125,8 @@ class SoraBot(commands.Bot):
             work_dir=settings.work_dir,
             timing=self.timing,
             max_download_bytes=settings.max_download_mb << 20,
+            provider_budget=RequestBudget(settings.provider_max_requests_per_second),
+            max_in_flight=self._max_in_flight,
         )
         self.intake = Intake(self)
         self.models_refresher = ModelsRefresher(self.catalogue, self.video_client, self.db)
@@ -133,10 +141,14 @@ class SoraBot(commands.Bot):
         await self.runner.start()
         self._started = True
 
+    async def _max_in_flight(self, guild_id: int) -> int:
+        return (await self.quotas.limits_for(guild_id)).max_concurrent
+
     async def close(self) -> None:
         if self._started:
             await self.models_refresher.stop()
             await self.runner.stop()
+            await self.delivery.close()
         await super().close()
         if hasattr(self, "http_session"):
             await self.http_session.close()

@@ -15,6 +15,21 @@ COLOURS = {
 }
 
 
+TITLES = {"Original": "Video", "Remix": "Video remix", "Extension": "Video extension"}
+
+
+def lineage_kind(job: Job) -> str:
+    """What the job is of its source: "Remix", "Extension" (it continues it) or "Original"."""
+    if job.extended_from is not None:
+        return "Extension"
+    return "Remix" if job.remixed_from is not None else "Original"
+
+
+def source_of(job: Job) -> int | None:
+    """The job this one remixes or extends."""
+    return job.extended_from if job.extended_from is not None else job.remixed_from
+
+
 def inert(text: str) -> str:
     """Member text made safe to show publicly: markdown and masked links escaped, mentions defused."""
     escaped = discord.utils.escape_markdown(text, ignore_links=False)
@@ -44,11 +59,13 @@ def job_link(job: Job) -> str:
 
 def status_line(job: Job) -> str:
     match job.status:
+        case JobStatus.QUEUED:
+            return "🕒 Waiting for a free slot on this server"
         case JobStatus.RECEIVED | JobStatus.RESERVED | JobStatus.SUBMITTING:
             return "⏳ Sending to the video provider…"
         case JobStatus.SUBMITTED:
             return "🎬 Queued at the provider…" if job.progress == 0 else "🎬 Generating…"
-        case JobStatus.COMPLETED:
+        case JobStatus.COMPLETED | JobStatus.POSTING:
             return "📥 Finished; posting the clip…"
         case JobStatus.POSTED:
             return "✅ Done" if job.error is None else "⚠️ Made, but not postable here"
@@ -59,7 +76,7 @@ def status_line(job: Job) -> str:
 def render_card(job: Job, *, source_link: str | None = None, note: str | None = None) -> discord.Embed:
     """The job's public card. Elapsed time is a Discord timestamp, so the text only changes with progress."""
     embed = discord.Embed(
-        title="Video" if job.remixed_from is None else "Video remix",
+        title=TITLES[lineage_kind(job)],
         description=inert(preview(job.prompt)),
         colour=COLOURS.get(job.status, discord.Colour.blurple()),
     )
@@ -69,7 +86,7 @@ def render_card(job: Job, *, source_link: str | None = None, note: str | None = 
     embed.add_field(name="Estimated cost", value=format_usd(job.cost_micros, rounding="up"))
     embed.add_field(name="Started", value=f"<t:{int(job.created_at)}:R>")
     if source_link:
-        embed.add_field(name="Remix of", value=source_link, inline=False)
+        embed.add_field(name=f"{lineage_kind(job)} of", value=source_link, inline=False)
     lines = [status_line(job)]
     if job.status in (JobStatus.SUBMITTED, JobStatus.COMPLETED):
         lines.append(progress_bar(job.progress))
@@ -90,7 +107,7 @@ def clip_caption(job: Job, *, compressed: bool, source_link: str | None = None) 
     """The clip message's text: it mentions the requester (the only allowed ping)."""
     parts = [f"<@{job.member_id}> your video is ready."]
     if source_link:
-        parts.append(f"Remix of {source_link}.")
+        parts.append(f"{lineage_kind(job)} of {source_link}.")
     if compressed:
         parts.append("Compressed to fit Discord's upload limit.")
     return " ".join(parts)

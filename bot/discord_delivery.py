@@ -6,16 +6,18 @@ after the 15-minute interaction token has expired and after a restart.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 
+import aiohttp
 import discord
 from discord.http import Route
 
-from bot.cards import clip_caption, job_link, render_card
+from bot.buttons import ViewFactory
+from bot.card_edits import URGENT, CardEdits, discord_priority
+from bot.cards import clip_caption, job_link, render_card, source_of
+from bot.downloads import DownloadFailed, download_capped
 from bot.jobs.delivery import DeliveryError
 from bot.jobs.models import Job
 from bot.jobs.store import JobStore
@@ -26,12 +28,8 @@ FILE_TOO_LARGE = 40005
 UNKNOWN_CHANNEL = 10003
 #: How many messages after the card are searched for a clip posted before a restart.
 HISTORY_SEARCH = 100
-#: Edit a card at most this often; cards older than an hour more slowly (Discord's code 30046).
+#: Edit a card at most this often (finals included); cards older than an hour more slowly.
 EDIT_INTERVAL = 3.0
-SLOW_EDIT_INTERVAL = 30.0
-SLOW_AFTER = 3600.0
-
-ViewFactory = Callable[[Job], discord.ui.View | None]
 
 
 #: One letter per kind of post, appended to the job's nonce.
@@ -67,25 +65,27 @@ class DiscordDelivery:
         self,
         bot: discord.Client,
         store: JobStore,
+        session: aiohttp.ClientSession,
         *,
         clip_view: ViewFactory = lambda job: None,
+        card_view: ViewFactory = lambda job: None,
         edit_interval: float = EDIT_INTERVAL,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.bot = bot
         self.store = store
+        self.session = session  # for Discord's CDN (the clip a remix or extension starts from)
         self.clip_view = clip_view
-        self.edit_interval = edit_interval
-        self.clock = clock
-        self._last_edit: dict[int, tuple[float, str]] = {}
+        self.card_view = card_view
+        self.cards = CardEdits(self._render_card, self._edit_card, interval=edit_interval)
 
     def _channel(self, job: Job) -> discord.PartialMessageable:
         return self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
 
     async def _source_link(self, job: Job) -> str | None:
-        if job.remixed_from is None:
+        source_id = source_of(job)
+        if source_id is None:
             return None
-        source = await self.store.get(job.remixed_from)
+        source = await self.store.get(source_id)
         return job_link(source) if source is not None else None
 
     def upload_limit(self, job: Job) -> int:
@@ -93,35 +93,32 @@ class DiscordDelivery:
         guild = self.bot.get_guild(job.guild_id)
         return min(job.upload_limit, guild.filesize_limit) if guild else job.upload_limit
 
+    async def _render_card(self, job: Job, note: str | None) -> tuple[discord.Embed, discord.ui.View | None]:
+        return render_card(job, source_link=await self._source_link(job), note=note), self.card_view(job)
+
+    async def _edit_card(self, job: Job, embed: discord.Embed, view: discord.ui.View | None) -> None:
+        assert job.card_message_id is not None
+        await self._channel(job).get_partial_message(job.card_message_id).edit(embed=embed, view=view)
+
     async def ensure_card(self, job: Job) -> int:
         if job.card_message_id is not None:
             return job.card_message_id
-        embed = render_card(job, source_link=await self._source_link(job))
+        embed, view = await self._render_card(job, None)
         try:
-            message = await self._channel(job).send(embed=embed, nonce=nonce_for(job, "card"))
+            with discord_priority(URGENT):
+                message = await self._channel(job).send(
+                    embed=embed,
+                    view=view if view is not None else discord.utils.MISSING,
+                    nonce=nonce_for(job, "card"),
+                )
         except discord.HTTPException as error:
             refuse_for_good(error, "card")
             raise
-        self._last_edit[job.id] = (self.clock(), json.dumps(embed.to_dict(), sort_keys=True))
         return message.id
 
     async def update_card(self, job: Job, *, note: str | None = None, final: bool = False) -> None:
-        if job.card_message_id is None:
-            return
-        embed = render_card(job, source_link=await self._source_link(job), note=note)
-        rendered = json.dumps(embed.to_dict(), sort_keys=True)
-        now = self.clock()
-        last_time, last_text = self._last_edit.get(job.id, (float("-inf"), ""))
-        if rendered == last_text:
-            return
-        interval = self.edit_interval * (10 if time.time() - job.created_at > SLOW_AFTER else 1)
-        if not final and now - last_time < interval:
-            return
-        self._last_edit[job.id] = (now, rendered)
-        try:
-            await self._channel(job).get_partial_message(job.card_message_id).edit(embed=embed)
-        except discord.HTTPException as error:
-            log.warning("Job %s: could not edit its card %s: %s", job.id, job.card_message_id, error)
+        """Show the job's state on its card soon (coalesced, at most one edit per card per interval)."""
+        self.cards.want(job, note=note, final=final)
 
     async def post_clip(self, job: Job, clip: Path, *, compressed: bool) -> int:
         caption = clip_caption(job, compressed=compressed, source_link=await self._source_link(job))
@@ -155,16 +152,17 @@ class DiscordDelivery:
                 fail_if_not_exists=False,
             )
         try:
-            message = await self._channel(job).send(
-                content,
-                file=file if file is not None else discord.utils.MISSING,
-                reference=reference if reference is not None else discord.utils.MISSING,
-                allowed_mentions=discord.AllowedMentions(
-                    everyone=False, roles=False, users=[discord.Object(job.member_id)], replied_user=False
-                ),
-                view=view if view is not None else discord.utils.MISSING,
-                nonce=nonce_for(job, what),
-            )
+            with discord_priority(URGENT):
+                message = await self._channel(job).send(
+                    content,
+                    file=file if file is not None else discord.utils.MISSING,
+                    reference=reference if reference is not None else discord.utils.MISSING,
+                    allowed_mentions=discord.AllowedMentions(
+                        everyone=False, roles=False, users=[discord.Object(job.member_id)], replied_user=False
+                    ),
+                    view=view if view is not None else discord.utils.MISSING,
+                    nonce=nonce_for(job, what),
+                )
         except discord.HTTPException as error:
             refuse_for_good(error, "clip")
             raise
@@ -189,6 +187,19 @@ class DiscordDelivery:
             raise
         return None
 
+    async def fetch_clip(self, job: Job, dest: Path, max_bytes: int) -> bool:
+        """Download the job's posted clip from Discord to `dest`; False when it is not there anymore."""
+        url = await self.clip_url(job)
+        if url is None:
+            return False
+        failed = "the clip could not be downloaded from Discord"
+        try:
+            await download_capped(self.session, url, dest, max_bytes, failed=failed, too_large=failed)
+        except DownloadFailed as error:
+            log.info("Job %s: %s", job.id, error.reason)
+            return False
+        return True
+
     async def clip_url(self, job: Job) -> str | None:
         """Where Discord serves a posted clip's file (read fresh: attachment links expire), or None."""
         if job.clip_message_id is None:
@@ -202,7 +213,11 @@ class DiscordDelivery:
         return clip.url if clip else None
 
     def forget(self, job_id: int) -> None:
-        self._last_edit.pop(job_id, None)
+        self.cards.forget(job_id)
+
+    async def close(self) -> None:
+        """Show every card edit still waiting (at shutdown)."""
+        await self.cards.drain()
 
     async def tell_interrupted(self, job: Job) -> None:
         if not job.interaction_token or (job.token_expires_at or 0) < time.time():

@@ -18,20 +18,20 @@ import logging
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-import aiohttp
 import discord
 
 from bot.cards import message_link
 from bot.catalogue import Remix, estimate_micros
+from bot.downloads import download_capped
 from bot.errors import report_unexpected
 from bot.invite import REQUIRED_PERMISSIONS
-from bot.jobs.models import Job
+from bot.jobs.models import Job, JobStatus
 from bot.jobs.store import NewJob
 from bot.media.fit import VideoFitError
 from bot.media.frames import extract_frame
-from bot.media.images import MAX_IMAGE_BYTES, ImageRejected, image_too_large, prepare_reference_image
+from bot.media.images import MAX_IMAGE_BYTES, image_too_large, prepare_reference_image
 from bot.pricing import NoPriceError
 from bot.reasons import PlainError
 from bot.validation import RequestRefused, normalise_prompt
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DOWNLOAD_FAILED = "I couldn't download that image from Discord. Please attach it again."
-SOURCE_GONE = "I couldn't read the source clip from Discord anymore, so it can't be remixed."
+SOURCE_GONE = "I couldn't read the source clip from Discord anymore, so it can't be used."
 PERMISSION_NAMES = {
     "view_channel": "View Channel",
     "send_messages": "Send Messages",
@@ -65,6 +65,7 @@ class VideoRequest:
     audio: bool | None = None
     image: discord.Attachment | None = None
     remix_of: Job | None = None
+    extend_of: Job | None = None
 
 
 class Intake:
@@ -94,6 +95,7 @@ class Intake:
                 prompt=request.prompt,
                 audio=request.audio,
                 remixed_from=request.remix_of.id if request.remix_of else None,
+                extended_from=request.extend_of.id if request.extend_of else None,
             )
         )
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -112,10 +114,17 @@ class Intake:
             mime = None
             if request.image is not None:
                 image, mime = await self._member_image(job, request.image)
+            elif request.extend_of is not None:
+                image, mime = await self._source_frame(job, request.extend_of, "last")
             elif request.remix_of is not None and spec.remix is Remix.FRAME:
-                image, mime = await self._first_frame(job, request.remix_of)
+                image, mime = await self._source_frame(job, request.remix_of, "first")
             job = await bot.store.reserve(
-                job, cost, prompt=prompt, image_path=str(image) if image else None, image_mime=mime
+                job,
+                cost,
+                queue_limit=bot.settings.max_queued_jobs_per_guild,
+                prompt=prompt,
+                image_path=str(image) if image else None,
+                image_mime=mime,
             )
         except PlainError as refusal:
             return await self._refuse(interaction, job, refusal.reason, image)
@@ -134,7 +143,8 @@ class Intake:
             await self._answer(interaction, job, f"⚠️ {job.error}")
             return None
         where = message_link(job.guild_id, job.channel_id, job.card_message_id) if job.card_message_id else ""
-        await self._answer(interaction, job, f"Your video is on its way: {where}".strip())
+        state = "waits in this server's queue" if job.status is JobStatus.QUEUED else "is on its way"
+        await self._answer(interaction, job, f"Your video {state}: {where}".strip(": "))
         return job
 
     async def _refuse(
@@ -174,16 +184,15 @@ class Intake:
             raw.unlink(missing_ok=True)
         return result.path, result.mime_type
 
-    async def _first_frame(self, job: Job, source: Job) -> tuple[Path, str]:
-        """The source clip's first frame at the new job's size: a remix on a model without a remix route."""
-        url = await self.bot.delivery.clip_url(source)
-        if url is None:
-            raise RequestRefused(SOURCE_GONE)
+    async def _source_frame(self, job: Job, source: Job, which: Literal["first", "last"]) -> tuple[Path, str]:
+        """A frame of the source clip at the new job's size: the first for a remix on a model without a
+        remix route, the last for an extension."""
         raw, prepared = self._inputs(job)
         try:
-            await download_capped(self.bot.http_session, url, raw, MAX_SOURCE_BYTES, SOURCE_GONE)
+            if not await self.bot.delivery.fetch_clip(source, raw, MAX_SOURCE_BYTES):
+                raise RequestRefused(SOURCE_GONE)
             width, height = job.width_height
-            result = await asyncio.to_thread(extract_frame, raw, "first", width, height, prepared)
+            result = await asyncio.to_thread(extract_frame, raw, which, width, height, prepared)
         except VideoFitError as error:
             prepared.unlink(missing_ok=True)
             raise RequestRefused(f"{SOURCE_GONE} ({error.reason})") from error
@@ -212,22 +221,3 @@ def check_permissions(permissions: discord.Permissions) -> None:
             f"I'm missing these permissions in this channel: {', '.join(missing)}. "
             "Ask an admin to grant them, or use another channel."
         )
-
-
-async def download_capped(
-    session: aiohttp.ClientSession, url: str, dest: Path, limit: int, failed: str
-) -> None:
-    """Stream `url` to `dest` without blocking the loop, refusing as soon as it passes `limit` bytes."""
-    try:
-        async with session.get(url, timeout=aiohttp.ClientTimeout(total=120)) as response:
-            if response.status != 200:
-                raise ImageRejected(failed)
-            written = 0
-            with dest.open("wb") as out:
-                async for chunk in response.content.iter_chunked(256 * 1024):
-                    written += len(chunk)
-                    if written > limit:
-                        raise image_too_large()
-                    await asyncio.to_thread(out.write, chunk)
-    except (aiohttp.ClientError, TimeoutError):
-        raise ImageRejected(failed) from None

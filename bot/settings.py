@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     quota_guild_monthly_usd: Annotated[Decimal | None, BeforeValidator(_blank_to_none)] = None
     quota_member_daily_usd: Usd = Decimal("1.00")
     max_concurrent_jobs_per_guild: int = Field(default=3, ge=0, le=1000)
+    max_queued_jobs_per_guild: int = Field(default=10, ge=0, le=1000)
+    provider_max_requests_per_second: float = Field(default=10.0, gt=0, le=100_000)
+    discord_max_requests_per_second: float = Field(default=40.0, gt=0, le=100_000)
     max_download_mb: int = Field(default=512, ge=1, le=100_000)
     log_level: str = "INFO"
     work_dir: Path = Path("data/work")

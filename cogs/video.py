@@ -12,6 +12,7 @@ which must be the first answer: it reads with a short timeout and opens empty wh
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from typing import Any
@@ -21,18 +22,26 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import SoraBot
-from bot.cards import inert, job_link, message_link, preview
-from bot.catalogue import ModelSpec, Remix, describe, size_label
-from bot.clip_buttons import TEMPLATE, clip_button
+from bot.buttons import TEMPLATE, button
+from bot.cards import inert, job_link, lineage_kind, message_link, preview, source_of
+from bot.catalogue import Audio, ModelSpec, Remix, closest_seconds, describe, size_label
 from bot.errors import send_private
 from bot.intake import VideoRequest
 from bot.jobs.models import Job, JobStatus
 from bot.money import format_usd
 from bot.validation import MAX_PROMPT_CHARS
+from bot.videos import VideoAPIError
+from cogs.quota import window_line
+
+log = logging.getLogger(__name__)
 
 #: How many ancestors the Details answer lists.
 LINEAGE_DEPTH = 5
-FORM_PREFIX = "remix-modal:"
+#: The forms behind Remix and Extend: (title, prompt label).
+FORMS = {
+    "remix": ("Remix this video", "New prompt"),
+    "extend": ("Extend this video", "What happens next?"),
+}
 PROMPT_INPUT = "prompt"
 MENU_NAME = "Remix video"
 #: Opening a form must be the first answer: the prompt is pre-filled only if the database answers in time.
@@ -46,6 +55,9 @@ EXPIRED = (
     "Generate a new one with /video generate."
 )
 NOT_REMIXABLE = "{label} clips can't be remixed (the model has no way to start from an earlier clip)."
+NOT_EXTENDABLE = "{label} clips can't be extended (the model can't start from a clip's last frame)."
+ONLY_REQUESTER = "Only the member who asked for this video, or a manager, can cancel it."
+TOO_LATE = "This video can't be cancelled anymore: it is already being made or posted."
 
 MESSAGE_LINK = re.compile(
     r"^<?https?://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/channels/(?P<guild_id>[0-9]+|@me)"
@@ -53,6 +65,7 @@ MESSAGE_LINK = re.compile(
 )
 STATUS_LABELS = {
     JobStatus.RECEIVED: "checking",
+    JobStatus.QUEUED: "queued",
     JobStatus.RESERVED: "starting",
     JobStatus.SUBMITTING: "starting",
     JobStatus.SUBMITTED: "generating",
@@ -74,10 +87,10 @@ async def say_privately(interaction: discord.Interaction, text: str) -> None:
 
 
 class ClipButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLATE):
-    """Handles the buttons under clips (`bot.clip_buttons`), whenever they were posted."""
+    """Handles the buttons on cards and under clips (`bot.buttons`), whenever they were posted."""
 
     def __init__(self, action: str, job_id: int) -> None:
-        super().__init__(clip_button(action, job_id))
+        super().__init__(button(action, job_id))
         self.action = action
         self.job_id = job_id
 
@@ -90,11 +103,15 @@ class ClipButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLA
     async def callback(self, interaction: discord.Interaction) -> None:
         cog = bot_of(interaction).get_cog(VideoCog.__cog_name__)
         assert isinstance(cog, VideoCog)
-        if self.action == "remix":
-            await cog.open_remix_form(interaction, self.job_id)
+        if self.action in FORMS:
+            await cog.open_form(interaction, self.action, self.job_id)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        job = await bot_of(interaction).store.get(self.job_id)
+        if self.action == "cancel":
+            await cog.cancel(interaction, job)
         else:
-            await interaction.response.defer(ephemeral=True, thinking=True)
-            await cog.show_details(interaction, await bot_of(interaction).store.get(self.job_id))
+            await cog.show_details(interaction, job)
 
 
 @app_commands.guild_only()
@@ -108,12 +125,12 @@ class VideoCog(commands.GroupCog, group_name="video", group_description="Make AI
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(ClipButton)
         self.bot.tree.add_command(self.menu, override=True)
-        self.bot.add_listener(self.on_remix_submit, "on_interaction")
+        self.bot.add_listener(self.on_form_submit, "on_interaction")
 
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(ClipButton)
         self.bot.tree.remove_command(MENU_NAME, type=discord.AppCommandType.message)
-        self.bot.remove_listener(self.on_remix_submit, "on_interaction")
+        self.bot.remove_listener(self.on_form_submit, "on_interaction")
 
     # -- /video generate ------------------------------------------------------------------------
 
@@ -195,29 +212,54 @@ class VideoCog(commands.GroupCog, group_name="video", group_description="Make AI
             return await self.bot.store.by_message(int(link["message_id"]))
         return await self.bot.store.by_provider_video(reference)
 
-    def refusal(self, interaction: discord.Interaction, source: Job | None) -> str | None:
-        """Why `source` can't be remixed here, or None when it can. Another server's job is "not found"."""
+    @app_commands.command(name="extend", description="Continue a clip made here: what happens next?")
+    @app_commands.describe(video="The clip's message link, or its video id", prompt="What happens next?")
+    async def extend_command(
+        self,
+        interaction: discord.Interaction,
+        video: str,
+        prompt: app_commands.Range[str, 1, MAX_PROMPT_CHARS],
+    ) -> None:
+        await self.start_from(interaction, "extend", await self.job_by_reference(interaction, video), prompt)
+
+    def refusal(self, interaction: discord.Interaction, action: str, source: Job | None) -> str | None:
+        """Why `source` can't be remixed (or extended) here, or None. Another server's job is "not found"."""
         if source is None or source.guild_id != interaction.guild_id:
             return NOT_HERE
         if source.status is not JobStatus.POSTED or not source.provider_video_id:
             return NEVER_FINISHED
         spec = self.bot.catalogue.get(source.model)
+        label = spec.label if spec else source.model
+        if action == "extend":
+            return None if spec is not None and spec.image else NOT_EXTENDABLE.format(label=label)
         if spec is None or spec.remix is Remix.NONE:
-            return NOT_REMIXABLE.format(label=spec.label if spec else source.model)
+            return NOT_REMIXABLE.format(label=label)
         if spec.remix is Remix.NATIVE and source.expires_at is not None and source.expires_at <= time.time():
             return EXPIRED
         return None
 
     async def remix(self, interaction: discord.Interaction, source: Job | None, prompt: str) -> None:
-        """Check the source, then hand over to the shared intake at the source's model, size and length."""
-        if (problem := self.refusal(interaction, source)) is not None:
+        await self.start_from(interaction, "remix", source, prompt)
+
+    async def start_from(
+        self, interaction: discord.Interaction, action: str, source: Job | None, prompt: str
+    ) -> None:
+        """Check the source, then hand over to the shared intake at the source's model and size; a remix
+        keeps its length, an extension takes the model's length closest to it."""
+        if (problem := self.refusal(interaction, action, source)) is not None:
             await say_privately(interaction, problem)
             return
         assert source is not None
-        await self.bot.intake.take(
-            interaction,
-            VideoRequest(prompt, source.model, source.size, source.seconds, source.audio, remix_of=source),
-        )
+        if action == "remix":
+            request = VideoRequest(
+                prompt, source.model, source.size, source.seconds, source.audio, remix_of=source
+            )
+        else:
+            spec = self.bot.catalogue.get(source.model)
+            assert spec is not None
+            seconds = closest_seconds(spec, source.seconds)
+            request = VideoRequest(prompt, source.model, source.size, seconds, source.audio, extend_of=source)
+        await self.bot.intake.take(interaction, request)
 
     async def remix_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:
         """Message context menu: remix the clip (or card) this message is."""
@@ -228,19 +270,19 @@ class VideoCog(commands.GroupCog, group_name="video", group_description="Make AI
         if job is None:
             await say_privately(interaction, NOT_A_CLIP)
             return
-        await self.open_remix_form(interaction, job.id, job)
+        await self.open_form(interaction, "remix", job.id, job)
 
-    async def open_remix_form(
-        self, interaction: discord.Interaction, job_id: int, job: Job | None = None
+    async def open_form(
+        self, interaction: discord.Interaction, action: str, job_id: int, job: Job | None = None
     ) -> None:
-        """The form must be the first answer; a source that can't be remixed is refused instead."""
+        """The form must be the first answer; a source that can't be used is refused instead."""
         source = job or await self._read_quickly(self.bot.store.get(job_id))
-        if source is not None and (problem := self.refusal(interaction, source)) is not None:
+        if source is not None and (problem := self.refusal(interaction, action, source)) is not None:
             await say_privately(interaction, problem)
             return
-        form = remix_form(job_id, source)
+        form = prompt_form(action, job_id, source)
         await interaction.response.send_modal(form)
-        form.stop()  # the submit goes to on_remix_submit, which needs nothing from this object
+        form.stop()  # the submit goes to on_form_submit, which needs nothing from this object
 
     @staticmethod
     async def _read_quickly(read: Any) -> Job | None:
@@ -249,19 +291,38 @@ class VideoCog(commands.GroupCog, group_name="video", group_description="Make AI
         except TimeoutError:
             return None
 
-    async def on_remix_submit(self, interaction: discord.Interaction) -> None:
-        """Every remix form submit, whenever the form was opened."""
+    async def on_form_submit(self, interaction: discord.Interaction) -> None:
+        """Every remix and extend form submit, whenever the form was opened."""
         data = interaction.data or {}
-        custom_id = str(data.get("custom_id", ""))
-        if interaction.type is not discord.InteractionType.modal_submit or not custom_id.startswith(
-            FORM_PREFIX
-        ):
+        action, _, source_id = str(data.get("custom_id", "")).partition("-modal:")
+        if interaction.type is not discord.InteractionType.modal_submit or action not in FORMS:
             return
         prompt = submitted_text(data.get("components", []), PROMPT_INPUT)  # type: ignore[arg-type]
-        source_id = custom_id.removeprefix(FORM_PREFIX)
         # Read the source again: it may have expired while the form was open.
         source = await self.bot.store.get(int(source_id)) if source_id.isdigit() else None
-        await self.remix(interaction, source, prompt or "")
+        await self.start_from(interaction, action, source, prompt or "")
+
+    # -- cancel ---------------------------------------------------------------------------------
+
+    async def cancel(self, interaction: discord.Interaction, job: Job | None) -> None:
+        """The requester or a manager stops a job that can still be stopped (after a defer)."""
+        if job is None or job.guild_id != interaction.guild_id:
+            await say_privately(interaction, NOT_HERE)
+            return
+        manager = isinstance(interaction.user, discord.Member) and interaction.permissions.manage_guild
+        if interaction.user.id != job.member_id and not manager:
+            await say_privately(interaction, ONLY_REQUESTER)
+            return
+        try:
+            ended = await self.bot.runner.cancel(job.id, interaction.user.id)
+        except VideoAPIError as error:
+            log.warning("Job %s: the provider did not take the cancel: %s", job.id, error)
+            await say_privately(interaction, "The video provider did not answer; try Cancel again.")
+            return
+        if ended.status is JobStatus.FAILED and ended.error and ended.error.startswith("Cancelled"):
+            await interaction.edit_original_response(content="Cancelled; nothing was charged.")
+        else:
+            await say_privately(interaction, TOO_LATE)
 
     # -- details and jobs -----------------------------------------------------------------------
 
@@ -271,14 +332,35 @@ class VideoCog(commands.GroupCog, group_name="video", group_description="Make AI
             await say_privately(interaction, NOT_HERE)
             return
         lineage: list[str] = []
-        parent_id = job.remixed_from
+        parent_id = source_of(job)
         while parent_id is not None and len(lineage) < LINEAGE_DEPTH:
             parent = await self.bot.store.get(parent_id)
             if parent is None:
                 break
             lineage.append(job_link(parent))
-            parent_id = parent.remixed_from
+            parent_id = source_of(parent)
         await interaction.edit_original_response(content=details_text(job, lineage))
+
+    @app_commands.command(
+        name="info", description="Models, lengths, sizes and prices here; budgets and queue"
+    )
+    async def info(self, interaction: discord.Interaction) -> None:
+        assert interaction.guild_id is not None
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        guild_id = interaction.guild_id
+        status = await self.bot.quotas.status(guild_id, interaction.user.id)
+        queued = len(await self.bot.store.queue_order(guild_id))
+        lines = [f"**Models** (provider: {self.bot.catalogue.family})"]
+        lines += [model_line(spec) for spec in self.bot.offer.models()]
+        lines += [
+            "**Budgets**",
+            window_line("Server today", status.guild_today),
+            window_line("Server this month", status.guild_month),
+            window_line("You today", status.member_today),
+            f"**Now**: {status.in_flight} of at most {status.limits.max_concurrent} videos in progress · "
+            f"{queued} waiting (the queue takes {self.bot.settings.max_queued_jobs_per_guild})",
+        ]
+        await interaction.edit_original_response(content="\n".join(lines)[:2000])
 
     @app_commands.command(name="jobs", description="Your last 10 videos and the ones still running")
     async def jobs(self, interaction: discord.Interaction) -> None:
@@ -292,19 +374,21 @@ class VideoCog(commands.GroupCog, group_name="video", group_description="Make AI
         await interaction.edit_original_response(content=text[:2000])
 
 
-def remix_form(source_id: int, source: Job | None) -> discord.ui.Modal:
-    """The form asking for the new prompt, pre-filled with the source's when it was read in time.
+def prompt_form(action: str, source_id: int, source: Job | None) -> discord.ui.Modal:
+    """The form asking for a prompt (a remix's is pre-filled with the source's when it was read in time).
 
-    Its custom_id names the source, and submits are handled by `on_remix_submit` rather than by the
-    modal object (which is dropped at once), so a form opened before a restart still works after it.
+    Its custom_id names the action and the source, and submits are handled by `on_form_submit` rather
+    than by the modal object (which is dropped at once), so a form opened before a restart still works.
     """
-    form = discord.ui.Modal(title="Remix this video", custom_id=f"{FORM_PREFIX}{source_id}")
+    title, label = FORMS[action]
+    form = discord.ui.Modal(title=title, custom_id=f"{action}-modal:{source_id}")
+    prefill = source.prompt[:MAX_PROMPT_CHARS] if source and action == "remix" else None
     form.add_item(
         discord.ui.TextInput(
-            label="New prompt",
+            label=label,
             style=discord.TextStyle.paragraph,
             custom_id=PROMPT_INPUT,
-            default=source.prompt[:MAX_PROMPT_CHARS] if source else None,
+            default=prefill,
             min_length=1,
             max_length=MAX_PROMPT_CHARS,
         )
@@ -324,6 +408,18 @@ def submitted_text(components: list[dict[str, Any]], custom_id: str) -> str | No
     return None
 
 
+SOUND = {Audio.ALWAYS: "with sound", Audio.OPTIONAL: "sound optional", Audio.NONE: "silent"}
+
+
+def model_line(spec: ModelSpec) -> str:
+    """One offered model for `/video info`: label and price, lengths, sizes, sound, first frame."""
+    lengths = "/".join(str(seconds) for seconds in spec.seconds)
+    sizes = ", ".join(size_label(size) for size in spec.sizes)
+    image = " · takes a first frame" if spec.image else ""
+    name = f"**{inert(describe(spec))}** (`{inert(spec.id)}`)"
+    return f"• {name}: {lengths} s · {sizes} · {SOUND[spec.audio]}{image}"
+
+
 def details_text(job: Job, lineage: list[str]) -> str:
     """The Details answer; `lineage` lists the sources' links, nearest first."""
     lines = [
@@ -333,7 +429,8 @@ def details_text(job: Job, lineage: list[str]) -> str:
         f"Cost: {format_usd(job.cost_micros, rounding='up')}",
         f"Requested by: <@{job.member_id}>",
     ]
-    lines.append("Remix of " + " ← ".join(lineage) if lineage else "Original (not a remix)")
+    kind = lineage_kind(job)
+    lines.append(f"{kind} of " + " ← ".join(lineage) if lineage else "Original (not a remix)")
     lines.append(f"Prompt: {inert(preview(job.prompt, 1500))}")
     return "\n".join(lines)
 

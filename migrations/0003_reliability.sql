@@ -47,22 +47,27 @@ CREATE TABLE jobs_new (
     -- the member's choice of sound for models where it is optional (NULL: the model's default)
     audio             INTEGER CHECK (audio IN (0, 1)),
     -- what the provider says the finished job cost (charged instead of the estimate)
-    actual_cost_micros INTEGER CHECK (actual_cost_micros >= 0)
+    actual_cost_micros INTEGER CHECK (actual_cost_micros >= 0),
+    -- Extend: the clip this job continues (from its last frame); the two are posted joined
+    extended_from     INTEGER REFERENCES jobs(id),
+    -- when the job left the server's queue for the provider (fair turns between members)
+    started_at        REAL
 );
 INSERT INTO jobs_new (id, guild_id, channel_id, member_id, application_id, interaction_token,
     token_expires_at, upload_limit, remixed_from, model, size, seconds, prompt, image_path, image_mime,
     status, provider_video_id, progress, error, card_message_id, clip_message_id, cost_micros,
     result_url, expires_at, compressed, created_at, updated_at, submitted_at, completed_at, finished_at,
-    alive_at)
+    alive_at, started_at)
 SELECT id, guild_id, channel_id, member_id, application_id, interaction_token,
     token_expires_at, upload_limit, remixed_from, model, size, seconds, prompt, image_path, image_mime,
     status, provider_video_id, progress, error, card_message_id, clip_message_id, cost_micros,
     result_url, expires_at, compressed, created_at, updated_at, submitted_at, completed_at, finished_at,
-    COALESCE(submitted_at, created_at)
+    COALESCE(submitted_at, created_at), created_at
 FROM jobs;
 DROP TABLE jobs;
 ALTER TABLE jobs_new RENAME TO jobs;
 CREATE INDEX jobs_unfinished ON jobs (status) WHERE status NOT IN ('posted', 'failed', 'cancelled');
 CREATE INDEX jobs_member ON jobs (guild_id, member_id, created_at);
 CREATE UNIQUE INDEX jobs_provider_video ON jobs (provider_video_id) WHERE provider_video_id IS NOT NULL;
+CREATE INDEX jobs_queue ON jobs (guild_id, status, member_id, id);
 CREATE INDEX jobs_token_expiry ON jobs (token_expires_at) WHERE interaction_token IS NOT NULL;

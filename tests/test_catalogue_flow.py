@@ -156,7 +156,7 @@ async def test_remix_of_a_frame_model_starts_a_new_job_from_the_clips_first_fram
     async with world.running_bot():
         await world.generate(prompt="a kite over the dunes", model=REEL)
         first = await world.wait_for_clip()
-        assert first.custom_ids() == ["remix:1", "details:1"]
+        assert first.custom_ids() == ["remix:1", "extend:1", "details:1"]
         submit = await remix_by_button(world, first, "the kite at night")
         assert submit.original is not None and "on its way" in submit.original.content
         second = await next_clip(world, first)

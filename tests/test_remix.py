@@ -98,7 +98,7 @@ async def test_remix_button_modal_and_a_linked_second_clip(world: World) -> None
     async with world.running_bot():
         first = await make_clip(world)
         source = only_provider_id(world)
-        assert first.custom_ids() == ["remix:1", "details:1"]
+        assert first.custom_ids() == ["remix:1", "extend:1", "details:1"]
         click = await world.discord.click_component(first, "remix:1", world.alice)
         await click.wait_response()
         prompt_input = modal_input(click, "prompt")

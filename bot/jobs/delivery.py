@@ -32,6 +32,9 @@ class Delivery(Protocol):
     async def find_posted(self, job: Job) -> int | None:
         """The id of this job's clip (or fallback) if it is already in the channel, else None."""
 
+    async def fetch_clip(self, job: Job, dest: Path, max_bytes: int) -> bool:
+        """Download the job's posted clip to `dest`; False when it is not there anymore."""
+
     def forget(self, job_id: int) -> None:
         """Drop what is kept in memory about a job whose task ended."""
 

@@ -9,6 +9,7 @@ from enum import StrEnum
 
 class JobStatus(StrEnum):
     RECEIVED = "received"  # written before the acknowledgement; checks running; nothing reserved yet
+    QUEUED = "queued"  # accepted and reserved, waiting for a free slot in the server (card posted)
     RESERVED = "reserved"  # accepted: budget reserved; card posted (or being posted), not yet submitted
     SUBMITTING = "submitting"  # written just before the provider call; its outcome may be unknown
     SUBMITTED = "submitted"  # the provider has it (provider_video_id stored)
@@ -66,6 +67,8 @@ class Job:
     provider_locator: str | None
     audio: bool | None
     actual_cost_micros: int | None
+    extended_from: int | None
+    started_at: float | None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:

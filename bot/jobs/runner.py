@@ -25,6 +25,7 @@ progress, or from this process's start for a resumed job, so a bot that was down
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -42,6 +43,8 @@ from bot.jobs.models import Job, JobStatus
 from bot.jobs.recovery import find_lost_submission
 from bot.jobs.store import JobStore, StaleJob
 from bot.media.fit import FitResult, VideoFitError, fit_video
+from bot.media.frames import join_clips
+from bot.ratelimit import RequestBudget
 from bot.videos import VideoClient
 from bot.videos.errors import (
     AuthenticationError,
@@ -68,6 +71,15 @@ CANNOT_CONFIRM = (
     "your budget was refunded; an admin can check the provider's dashboard."
 )
 INTERRUPTED = "Interrupted by a restart before it started; nothing was charged."
+CANCELLED = "Cancelled by <@{member_id}>; nothing was charged."
+#: States that end when nothing moves for `max_job_age`, and the reason given (a queued job waits its
+#: turn however long; a posting job is never ended blind: its clip may be in the channel).
+AGEING = {
+    JobStatus.RESERVED: TOO_SLOW,
+    JobStatus.SUBMITTING: TOO_SLOW,
+    JobStatus.SUBMITTED: TOO_SLOW,
+    JobStatus.COMPLETED: "Discord kept refusing the clip for hours, so it was given up; nothing was charged.",
+}
 
 
 class Retry(Exception):
@@ -95,14 +107,21 @@ class RunnerTiming:
     card_edit_interval: float = 3.0  # at most one card edit per job this often (slower after an hour)
     poll_jitter: float = 0.2  # ± this fraction of poll_interval
     max_poll_hint: float = 60.0  # a provider's poll-after hint is honoured up to this
+    max_poll_gap: float = 60.0  # the longest wait between two polls of a job far from done
     max_job_age: float = 6 * 3600.0  # without a sign of life from the provider: give up and refund
     max_failures: int = 5  # unexpected errors in a row before a job is given up
     card_wait: float = 10.0  # how long the intake waits for the card before answering without a link
+    queue_recheck: float = 60.0  # a queued job looks at the queue at least this often
     retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(cap=60.0))
 
 
 Step = Callable[[Job], Awaitable[float | None]]
 T = TypeVar("T")
+#: Priorities in the provider budget (lower first): submissions and deliveries, polls of jobs close to
+#: completion, the rest.
+DELIVERY, CLOSE, FAR = 0, 1, 2
+#: A job far from done is polled again after this share of the time its progress says is left.
+PACE_MARGIN = 0.8
 
 
 class OperatorAlarm:
@@ -138,6 +157,8 @@ class JobRunner:
         work_dir: Path,
         timing: RunnerTiming = RunnerTiming(),
         max_download_bytes: int = 512 << 20,
+        provider_budget: RequestBudget | None = None,
+        max_in_flight: Callable[[int], Awaitable[int]] | None = None,
         encoders: int | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
@@ -153,6 +174,11 @@ class JobRunner:
         self.tmp_dir = work_dir / "tmp"
         self.inputs_dir = work_dir / "inputs"
         self.max_download_bytes = max_download_bytes
+        self.provider_budget = provider_budget or RequestBudget(0)
+        self.max_in_flight = max_in_flight
+        self._turns: dict[int, asyncio.Event] = {}  # per server: set when a slot may have freed
+        #: Last (progress, provider queue position) seen per job; progress reaches the store by tens.
+        self._seen: dict[int, tuple[int, int | None]] = {}
         #: One encode at a time per core: a burst of oversize clips must not starve the bot.
         self._encode_slots = asyncio.Semaphore(encoders or os.cpu_count() or 1)
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -162,6 +188,7 @@ class JobRunner:
         self._started_at = clock()
         self.alarm = OperatorAlarm()
         self.steps: dict[JobStatus, Step] = {
+            JobStatus.QUEUED: self._wait_turn,
             JobStatus.RESERVED: self._start,
             JobStatus.SUBMITTING: self._recover,
             JobStatus.SUBMITTED: self._poll,
@@ -208,6 +235,7 @@ class JobRunner:
     def _task_done(self, job_id: int, task: asyncio.Task[None]) -> None:
         self._tasks.pop(job_id, None)
         self._finished_videos.pop(job_id, None)
+        self._seen.pop(job_id, None)
         self._discard_clip(job_id)
         self.delivery.forget(job_id)
         self._card_event(job_id).set()
@@ -232,9 +260,25 @@ class JobRunner:
     def _card_event(self, job_id: int) -> asyncio.Event:
         return self._cards.setdefault(job_id, asyncio.Event())
 
+    async def _ask(self, priority: int, call: Callable[[], Awaitable[T]]) -> T:
+        """One provider request under the provider-wide budget; a 429 slows every job down."""
+        await self.provider_budget.acquire(priority)
+        try:
+            return await call()
+        except RateLimitedError as error:
+            self.provider_budget.slow_down(error.retry_after or self.timing.poll_interval)
+            raise
+
     # -- the loop -----------------------------------------------------------------------------------
 
     async def _drive(self, job_id: int) -> None:
+        job = await self.store.require(job_id)
+        try:
+            await self._step_until_done(job_id)
+        finally:
+            self._wake_queue(job.guild_id)  # a slot may have freed
+
+    async def _step_until_done(self, job_id: int) -> None:
         failures = 0  # trouble in a row: sets the backoff
         crashes = 0  # unexpected errors in a row: a bug, so the job is given up after a few
         while True:
@@ -242,8 +286,8 @@ class JobRunner:
             if job.finished:
                 return
             try:
-                if self._silent_for(job) > self.timing.max_job_age:
-                    raise JobEnded(TOO_SLOW)
+                if job.status in AGEING and self._silent_for(job) > self.timing.max_job_age:
+                    raise JobEnded(AGEING[job.status])
                 delay = await self.steps[job.status](job)
                 failures = crashes = 0
             except StaleJob:
@@ -288,6 +332,64 @@ class JobRunner:
         job = await self.store.fail(job.id, INTERRUPTED)
         await self.delivery.tell_interrupted(job)
 
+    # -- queued: wait for a free slot in the server -------------------------------------------------
+
+    async def _wait_turn(self, job: Job) -> float | None:
+        """Post the card, then start when the server has a free slot (members take turns)."""
+        if job.card_message_id is None:
+            card_id = await chat(self.delivery.ensure_card(job))
+            await self.store.transition(job.id, JobStatus.QUEUED, card_message_id=card_id)
+            self._card_event(job.id).set()
+            return 0
+        self._card_event(job.id).set()
+        turn = self._turns.setdefault(job.guild_id, asyncio.Event())
+        limit = await self.max_in_flight(job.guild_id) if self.max_in_flight else 1
+        started = await self.store.start_next(job.guild_id, limit)
+        if started:
+            for job_id in started:
+                self.launch(job_id)
+            self._wake_queue(job.guild_id)  # the others move up
+            return 0
+        order = await self.store.queue_order(job.guild_id)
+        if job.id in order:
+            note = f"Queued — #{order.index(job.id) + 1} in this server's queue"
+            await self.delivery.update_card(job, note=note)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(turn.wait(), self.timing.queue_recheck)
+        return 0
+
+    def _wake_queue(self, guild_id: int) -> None:
+        turn = self._turns.pop(guild_id, None)
+        if turn is not None:
+            turn.set()
+
+    # -- cancel -------------------------------------------------------------------------------------
+
+    def cancellable(self, job: Job) -> bool:
+        """Whether Cancel can still stop this job (before the provider has it, or at one that can cancel)."""
+        if job.status in (JobStatus.QUEUED, JobStatus.RESERVED):
+            return True
+        return job.status is JobStatus.SUBMITTED and self.client.can_cancel
+
+    async def cancel(self, job_id: int, member_id: int) -> Job:
+        """Stop the job and refund it if it can still be stopped; the returned job says what happened
+        (failed with the cancel reason, or unchanged: finished meanwhile, or past cancelling)."""
+        job = await self.store.require(job_id)
+        if not self.cancellable(job):
+            return job
+        if job.status is JobStatus.SUBMITTED:
+            assert job.provider_video_id is not None
+            video_id, locator = job.provider_video_id, job.provider_locator
+            if not await self._ask(DELIVERY, lambda: self.client.cancel(video_id, locator)):
+                return job  # the provider had finished it: it is delivered and charged as usual
+        job = await self.store.fail(job.id, CANCELLED.format(member_id=member_id), only_from=(job.status,))
+        if job.status is JobStatus.FAILED:
+            log.info("Job %s was cancelled by %s", job.id, member_id)
+            self._discard_input(job)
+            await self.delivery.update_card(job, final=True)
+            self._wake_queue(job.guild_id)
+        return job
+
     # -- reserved: the card, then the submission ----------------------------------------------------
 
     async def _start(self, job: Job) -> float | None:
@@ -326,14 +428,23 @@ class JobRunner:
             source = await self.store.require(job.remixed_from)
             if source.provider_video_id is None:
                 raise JobEnded("The source clip is no longer at the provider; nothing was charged.")
-            return await self.client.remix(
-                source.provider_video_id, prompt=job.prompt, model=spec, locator=source.provider_locator
+            source_id, locator = source.provider_video_id, source.provider_locator
+            return await self._ask(
+                DELIVERY, lambda: self.client.remix(source_id, prompt=job.prompt, model=spec, locator=locator)
             )
         image = None
         if job.image_path and job.image_mime:
             image = ReferenceImage(Path(job.image_path), job.image_mime)
-        return await self.client.create(
-            prompt=job.prompt, model=spec, size=job.size, seconds=job.seconds, image=image, audio=job.audio
+        return await self._ask(
+            DELIVERY,
+            lambda: self.client.create(
+                prompt=job.prompt,
+                model=spec,
+                size=job.size,
+                seconds=job.seconds,
+                image=image,
+                audio=job.audio,
+            ),
         )
 
     def _raise_if_permanent(self, job: Job, error: VideoAPIError) -> None:
@@ -359,7 +470,7 @@ class JobRunner:
             actual_cost_micros=video.cost_micros,  # some providers say it only here (AI/ML API)
         )
         await self.delivery.update_card(job)
-        return self._poll_delay(video)
+        return self._jittered(self._next_poll(job, video))
 
     # -- submitting: the outcome is unknown ---------------------------------------------------------
 
@@ -368,7 +479,8 @@ class JobRunner:
         if not self.client.can_list:
             raise JobEnded(CANNOT_CONFIRM)
         try:
-            video = await find_lost_submission(self.client, job, await self.store.provider_video_ids())
+            taken = await self.store.provider_video_ids()
+            video = await self._ask(DELIVERY, lambda: find_lost_submission(self.client, job, taken))
         except VideoAPIError as error:
             if self.timing.retry.is_retryable(error):
                 raise Retry(f"cannot list the provider's videos yet ({error})", error.retry_after) from error
@@ -385,7 +497,8 @@ class JobRunner:
     async def _poll(self, job: Job) -> float | None:
         assert job.provider_video_id is not None
         try:
-            video = await self.client.retrieve(job.provider_video_id, job.provider_locator)
+            video_id, locator = job.provider_video_id, job.provider_locator
+            video = await self._ask(self._urgency(job), lambda: self.client.retrieve(video_id, locator))
         except NotFoundError as error:
             raise JobEnded(GONE) from error
         except VideoAPIError as error:
@@ -407,18 +520,48 @@ class JobRunner:
             return 0
         if video.status in (VideoStatus.FAILED, VideoStatus.CANCELLED):
             raise JobEnded(failure_reason(video))
-        if video.progress is not None and video.progress != job.progress:
-            job = await self.store.transition(
-                job.id, JobStatus.SUBMITTED, progress=video.progress, alive_at=self.clock()
-            )
-        await self.delivery.update_card(job, note=queue_note(video))
-        return self._poll_delay(video)
+        seen = self._seen[job.id] if job.id in self._seen else (job.progress, None)
+        now_seen = (video.progress if video.progress is not None else seen[0], video.queue_position)
+        if now_seen != seen:
+            self._seen[job.id] = now_seen
+            if now_seen[0] // 10 != job.progress // 10:  # the store (and the age limit) hear of it by tens
+                job = await self.store.transition(
+                    job.id, JobStatus.SUBMITTED, progress=now_seen[0], alive_at=self.clock()
+                )
+            else:
+                job = replace(job, progress=now_seen[0])
+            await self.delivery.update_card(job, note=queue_note(video))
+        return self._jittered(self._next_poll(job, video))
 
-    def _poll_delay(self, video: Video) -> float:
-        spread = self.timing.poll_interval * self.timing.poll_jitter
-        delay = self.timing.poll_interval + random.uniform(-spread, spread)
-        hint = min(video.poll_after or 0.0, self.timing.max_poll_hint)
-        return max(delay, hint)
+    def _next_poll(self, job: Job, video: Video) -> float:
+        """Sparse while far from done, every POLL_INTERVAL_SECONDS when close: from the provider's hint,
+        its queue position, or the pace of its progress so far; plain interval polling without them."""
+        interval = self.timing.poll_interval
+        if video.poll_after is not None:
+            return max(interval, min(video.poll_after, self.timing.max_poll_hint))
+        if video.queue_position is not None and video.queue_position > 0:
+            return min(interval * (1 + video.queue_position), self.timing.max_poll_gap)
+        remaining = self._remaining(job, video.progress)
+        if remaining is None:
+            return interval
+        return max(interval, min(remaining * PACE_MARGIN, self.timing.max_poll_gap))
+
+    def _remaining(self, job: Job, progress: int | None) -> float | None:
+        """Seconds left at the pace progress went so far (None without a usable figure)."""
+        if progress is None or not 0 < progress < 100 or job.submitted_at is None:
+            return None
+        elapsed = self.clock() - job.submitted_at
+        return elapsed * (100 - progress) / progress
+
+    def _urgency(self, job: Job) -> int:
+        """Polls of jobs about to finish go before far-from-done ones when the budget is tight."""
+        progress = self._seen[job.id][0] if job.id in self._seen else job.progress
+        remaining = self._remaining(job, progress)
+        return CLOSE if remaining is not None and remaining <= 2 * self.timing.poll_interval else FAR
+
+    def _jittered(self, delay: float) -> float:
+        spread = delay * self.timing.poll_jitter
+        return max(0.0, delay + random.uniform(-spread, spread))
 
     # -- completed: download, fit, post -------------------------------------------------------------
 
@@ -448,7 +591,11 @@ class JobRunner:
         video = self._finished_videos.pop(job.id, None) or stored_video(job)
         download = self.tmp_dir / f"job-{job.id}-{secrets.token_hex(4)}.mp4"
         try:
-            await self.client.download(video, download, max_bytes=self.max_download_bytes)
+            await self._ask(
+                DELIVERY, lambda: self.client.download(video, download, max_bytes=self.max_download_bytes)
+            )
+            if job.extended_from is not None:
+                await self._join_to_source(job, download)
             limit = self.delivery.upload_limit(job)
             if download.stat().st_size <= limit:  # nothing to encode: no wait behind other encodes
                 clip = await asyncio.to_thread(fit_video, download, limit, self.tmp_dir)
@@ -472,13 +619,35 @@ class JobRunner:
         self._clips[job.id] = clip
         return clip
 
+    async def _join_to_source(self, job: Job, continuation: Path) -> None:
+        """Replace `continuation` by the source clip followed by it, sound kept (an Extend job)."""
+        assert job.extended_from is not None
+        source = await self.store.require(job.extended_from)
+        stem = self.tmp_dir / f"job-{job.id}-{secrets.token_hex(4)}"
+        earlier, joined = stem.with_suffix(".source.mp4"), stem.with_suffix(".joined.mp4")
+        try:
+            if not await chat(self.delivery.fetch_clip(source, earlier, self.max_download_bytes)):
+                log.warning("Job %s: its source clip is gone from Discord; posting the continuation", job.id)
+                return
+            async with self._encode_slots:
+                await asyncio.to_thread(join_clips, earlier, continuation, joined)
+            await asyncio.to_thread(os.replace, joined, continuation)
+        except VideoFitError as error:
+            log.warning("Job %s: cannot join it to its source (%s); posting the continuation", job.id, error)
+        finally:
+            earlier.unlink(missing_ok=True)
+            joined.unlink(missing_ok=True)
+
     async def _post_fallback(self, job: Job, reason: str) -> Job:
         log.warning("Job %s: the clip cannot be posted (%s); posting its thumbnail", job.id, reason)
         thumbnail = self.tmp_dir / f"job-{job.id}-{secrets.token_hex(4)}.thumbnail"
         try:
             try:
-                await self.client.download(
-                    stored_video(job), thumbnail, variant="thumbnail", max_bytes=16 << 20
+                await self._ask(
+                    DELIVERY,
+                    lambda: self.client.download(
+                        stored_video(job), thumbnail, variant="thumbnail", max_bytes=16 << 20
+                    ),
                 )
             except VideoAPIError as error:
                 log.info("Job %s: no thumbnail either (%s)", job.id, error)

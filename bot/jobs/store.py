@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bot.db import Database
-from bot.jobs.models import FINISHED, JOB_COLUMNS, Job, JobStatus
+from bot.jobs.models import FINISHED, IN_FLIGHT, JOB_COLUMNS, Job, JobStatus
 from bot.quotas import Quotas
 
 
@@ -34,6 +34,12 @@ class NewJob:
     prompt: str
     audio: bool | None = None
     remixed_from: int | None = None
+    extended_from: int | None = None
+
+
+UNFINISHED = tuple(status for status in JobStatus if status not in FINISHED)
+IN_FLIGHT_VALUES = tuple(status.value for status in IN_FLIGHT)
+_IN_FLIGHT_MARKS = ", ".join("?" for _ in IN_FLIGHT)
 
 
 class StaleJob(RuntimeError):
@@ -108,29 +114,75 @@ class JobStore:
         cursor = await conn.execute(sql, params)
         return cursor.rowcount == 1
 
-    async def reserve(self, job: Job, cost_micros: int, **changes: Any) -> Job:
-        """Reserve the budget and accept the job in one transaction (raises the quota's refusal)."""
+    async def reserve(self, job: Job, cost_micros: int, *, queue_limit: int = 0, **changes: Any) -> Job:
+        """Reserve the budget and accept the job in one transaction: it starts (reserved) when the server
+        has a free slot, else waits in the server's queue (queued) — or the quota's refusal is raised."""
         async with self.db.transaction() as conn:
             accepted = await self._update(
-                conn,
-                job.id,
-                {"status": JobStatus.RESERVED.value, "cost_micros": cost_micros, **changes},
-                expected=(JobStatus.RECEIVED,),
+                conn, job.id, {"cost_micros": cost_micros, **changes}, expected=(JobStatus.RECEIVED,)
             )
             if not accepted:
                 raise StaleJob(f"job {job.id} is no longer being received")
-            await self.quotas.reserve(
-                conn, job_id=job.id, guild_id=job.guild_id, member_id=job.member_id, amount=cost_micros
+            starts = await self.quotas.reserve(
+                conn,
+                job_id=job.id,
+                guild_id=job.guild_id,
+                member_id=job.member_id,
+                amount=cost_micros,
+                queue_limit=queue_limit,
+            )
+            status = JobStatus.RESERVED if starts else JobStatus.QUEUED
+            await self._update(
+                conn, job.id, {"status": status.value, "started_at": self.clock() if starts else None}
             )
         return await self.require(job.id)
 
-    async def fail(self, job_id: int, reason: str) -> Job:
-        """End an unfinished job without a clip and refund what it reserved; a finished one stays as it is."""
+    async def queue_order(self, guild_id: int) -> list[int]:
+        """The server's queued jobs in the order they will start (see `take_turns`)."""
+        async with self.db.transaction() as conn:
+            return await self._queue_order_in(conn, guild_id)
+
+    async def _queue_order_in(self, conn: Any, guild_id: int) -> list[int]:
+        async with conn.execute(
+            "SELECT id, member_id FROM jobs WHERE guild_id = ? AND status = ? ORDER BY id",
+            (guild_id, JobStatus.QUEUED.value),
+        ) as cursor:
+            queued = [(row["member_id"], row["id"]) for row in await cursor.fetchall()]
+        if not queued:
+            return []
+        async with conn.execute(
+            "SELECT member_id, MAX(started_at) AS last FROM jobs"
+            " WHERE guild_id = ? AND started_at IS NOT NULL GROUP BY member_id",
+            (guild_id,),
+        ) as cursor:
+            last_start = {row["member_id"]: row["last"] for row in await cursor.fetchall()}
+        return take_turns(queued, last_start)
+
+    async def start_next(self, guild_id: int, max_in_flight: int) -> list[int]:
+        """Move queued jobs to reserved, in queue order, while the server has free slots; their ids."""
+        started: list[int] = []
+        async with self.db.transaction() as conn:
+            async with conn.execute(
+                f"SELECT COUNT(*) AS n FROM jobs WHERE guild_id = ? AND status IN ({_IN_FLIGHT_MARKS})",
+                (guild_id, *IN_FLIGHT_VALUES),
+            ) as cursor:
+                row = await cursor.fetchone()
+            free = max_in_flight - row["n"]
+            if free <= 0:
+                return started
+            for job_id in (await self._queue_order_in(conn, guild_id))[:free]:
+                changes = {"status": JobStatus.RESERVED.value, "started_at": self.clock()}
+                if await self._update(conn, job_id, changes, expected=(JobStatus.QUEUED,)):
+                    started.append(job_id)
+        return started
+
+    async def fail(self, job_id: int, reason: str, *, only_from: tuple[JobStatus, ...] = UNFINISHED) -> Job:
+        """End the job without a clip and refund what it reserved — if it is in one of `only_from` (any
+        unfinished state by default); otherwise it stays as it is (check the returned job's status)."""
         now = self.clock()
-        unfinished = tuple(status for status in JobStatus if status not in FINISHED)
         async with self.db.transaction() as conn:
             changes = {"status": JobStatus.FAILED.value, "error": reason, "finished_at": now}
-            if await self._update(conn, job_id, changes, expected=unfinished):
+            if await self._update(conn, job_id, changes, expected=only_from):
                 await self.quotas.refund(conn, job_id)
         return await self.require(job_id)
 
@@ -203,3 +255,20 @@ class JobStore:
             (guild_id, member_id, limit),
         )
         return [Job.from_row(row) for row in rows]
+
+
+def take_turns(queued: list[tuple[int, int]], last_start: dict[int, float]) -> list[int]:
+    """Round-robin over members: `queued` is (member, job id) oldest first; the member whose last video
+    started longest ago (or never) goes first, then the others in that order, one job each per round."""
+    per_member: dict[int, list[int]] = {}
+    for member_id, job_id in queued:
+        per_member.setdefault(member_id, []).append(job_id)
+    members = sorted(
+        per_member, key=lambda member: (last_start.get(member, float("-inf")), per_member[member][0])
+    )
+    order: list[int] = []
+    while any(per_member.values()):
+        for member in members:
+            if per_member[member]:
+                order.append(per_member[member].pop(0))
+    return order

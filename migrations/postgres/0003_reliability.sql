@@ -21,7 +21,11 @@ ALTER TABLE jobs ADD COLUMN provider_locator TEXT;
 -- the member's choice of sound for models where it is optional (NULL: the model's default)
 ALTER TABLE jobs ADD COLUMN audio BIGINT CHECK (audio IN (0, 1));
 ALTER TABLE jobs ADD COLUMN actual_cost_micros BIGINT CHECK (actual_cost_micros >= 0);
+ALTER TABLE jobs ADD COLUMN extended_from BIGINT REFERENCES jobs(id);
+ALTER TABLE jobs ADD COLUMN started_at DOUBLE PRECISION;
+UPDATE jobs SET started_at = created_at;
 
 DROP INDEX jobs_unfinished;
 CREATE INDEX jobs_unfinished ON jobs (status) WHERE status NOT IN ('posted', 'failed', 'cancelled');
+CREATE INDEX jobs_queue ON jobs (guild_id, status, member_id, id);
 CREATE INDEX jobs_token_expiry ON jobs (token_expires_at) WHERE interaction_token IS NOT NULL;

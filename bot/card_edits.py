@@ -1,0 +1,133 @@
+"""Card edits, coalesced: at most one edit per card per interval (finals included), the newest state wins.
+
+A job reports its state as often as it likes; only the newest one waiting for a card is kept, rendered
+once when its turn comes, and sent only if it differs from what the card shows. Finals (the job ended,
+"Compressing…") go to Discord before progress (`DISCORD_PRIORITY`), so clip posts and final words are
+not stuck behind a thousand progress bars.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+import discord
+
+from bot.jobs.models import Job
+
+log = logging.getLogger(__name__)
+
+#: Discord calls made in this context get this priority in the bot's request budget (0 = most urgent).
+DISCORD_PRIORITY: ContextVar[int] = ContextVar("discord_priority", default=1)
+URGENT, ROUTINE = 0, 2
+#: Cards older than an hour are edited more slowly (Discord's code 30046 on old messages).
+SLOW_AFTER = 3600.0
+SLOW_FACTOR = 10
+
+
+@contextlib.contextmanager
+def discord_priority(level: int) -> Iterator[None]:
+    """Discord calls made inside get `level` in the bot's request budget."""
+    token = DISCORD_PRIORITY.set(level)
+    try:
+        yield
+    finally:
+        DISCORD_PRIORITY.reset(token)
+
+
+Render = Callable[[Job, str | None], Awaitable[tuple[discord.Embed, discord.ui.View | None]]]
+Edit = Callable[[Job, discord.Embed, discord.ui.View | None], Awaitable[None]]
+
+
+@dataclass
+class _Wanted:
+    job: Job
+    note: str | None
+    final: bool
+
+
+class CardEdits:
+    def __init__(
+        self,
+        render: Render,
+        edit: Edit,
+        *,
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        self._render = render
+        self._edit = edit
+        self.interval = interval
+        self.clock = clock
+        self._sleep = sleep
+        self._wanted: dict[int, _Wanted] = {}
+        self._shown: dict[int, tuple[float, str]] = {}  # card -> (when edited, what it shows)
+        self._senders: dict[int, asyncio.Task[None]] = {}
+        self._ended: set[int] = set()  # jobs whose task ended while their card still had an edit to send
+
+    def want(self, job: Job, *, note: str | None = None, final: bool = False) -> None:
+        """Show this state on the job's card when its turn comes (replacing any state still waiting)."""
+        if job.card_message_id is None:
+            return
+        waiting = self._wanted.get(job.id)
+        self._wanted[job.id] = _Wanted(job, note, final or (waiting is not None and waiting.final))
+        if job.id not in self._senders:
+            self._senders[job.id] = asyncio.create_task(self._send(job.id), name=f"card-{job.id}")
+
+    async def _send(self, job_id: int) -> None:
+        try:
+            while (wanted := self._wanted.get(job_id)) is not None:
+                last_time = self._shown.get(job_id, (float("-inf"), ""))[0]
+                wait = last_time + self._interval(wanted.job) - self.clock()
+                if wait > 0:
+                    await self._sleep(wait)
+                    continue  # a newer state may have arrived meanwhile
+                await self._show(self._wanted.pop(job_id))
+        finally:
+            self._senders.pop(job_id, None)
+            if job_id in self._ended and job_id not in self._wanted:
+                self._ended.discard(job_id)
+                self._shown.pop(job_id, None)
+
+    async def _show(self, wanted: _Wanted) -> None:
+        embed, view = await self._render(wanted.job, wanted.note)
+        rendered = json.dumps([embed.to_dict(), view.to_components() if view else []], sort_keys=True)
+        job_id = wanted.job.id
+        if self._shown.get(job_id, (0.0, ""))[1] == rendered:
+            return
+        try:
+            with discord_priority(URGENT if wanted.final else ROUTINE):
+                await self._edit(wanted.job, embed, view)
+        except discord.HTTPException as error:
+            log.warning("Job %s: could not edit its card: %s", job_id, error)
+        self._shown[job_id] = (self.clock(), rendered)
+
+    def _interval(self, job: Job) -> float:
+        slow = time.time() - job.created_at > SLOW_AFTER
+        return self.interval * (SLOW_FACTOR if slow else 1)
+
+    def forget(self, job_id: int) -> None:
+        """The job's task ended: drop what is kept about its card once nothing waits to be shown."""
+        if job_id in self._senders:
+            self._ended.add(job_id)
+        else:
+            self._shown.pop(job_id, None)
+
+    async def drain(self) -> None:
+        """At shutdown: show every waiting state now instead of losing it."""
+        senders = list(self._senders.values())
+        for sender in senders:
+            sender.cancel()
+        for sender in senders:
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+        for wanted in list(self._wanted.values()):
+            await self._show(wanted)
+        self._wanted.clear()
