@@ -1,6 +1,6 @@
 """The AI/ML API dialect: ``POST /v2/video/generations`` (JSON), polled with ``GET ?generation_id=``.
 
-Models are served by AI/ML API's own ids (``google/veo-3.1-t2v``, ``alibaba/wan-2-7-t2v``, …), sent
+Models are served by AI/ML API's own ids (``vendor/model-t2v``, …), sent
 as the catalogue gives them. The request carries ``prompt``, ``duration`` (an integer), an aspect
 ratio and a resolution derived from the ``WxH`` size, ``image_url`` (a ``data:`` URL) with a first
 frame, and ``generate_audio`` when the model's sound is optional and the member chose.
@@ -8,7 +8,7 @@ frame, and ``generate_audio`` when the model's sound is optional and the member 
 ``ModelSpec.wire`` hints read here:
 
 - ``image_model``: the id to send instead when an image is given (AI/ML API splits many models
-  into a text-to-video and an image-to-video id, e.g. ``google/veo-3.1-i2v``).
+  into a text-to-video and an image-to-video id, e.g. ``vendor/model-i2v``).
 - ``aspect_field``: the name of the aspect-ratio field (default ``aspect_ratio``; ``ratio`` for
   MiniMax H3); an empty string leaves it out.
 - ``resolution``: a fixed resolution to send (e.g. ``2K``) instead of the one derived from the
