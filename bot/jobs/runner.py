@@ -174,7 +174,7 @@ class JobRunner:
         self.tmp_dir = work_dir / "tmp"
         self.inputs_dir = work_dir / "inputs"
         self.max_download_bytes = max_download_bytes
-        self.provider_budget = provider_budget or RequestBudget(0)
+        self.provider_budget = provider_budget or RequestBudget(0, clock=clock, sleep=sleep)
         self.max_in_flight = max_in_flight
         self._turns: dict[int, asyncio.Event] = {}  # per server: set when a slot may have freed
         #: Last (progress, provider queue position) seen per job; progress reaches the store by tens.
