@@ -39,6 +39,7 @@ class Probe:
 
 
 async def probe(client: VideoClient, base: str) -> Probe:
+    list_missing = False  # a 404 on the probe job means "shut down" only when listing was refused too
     try:
         models = await client.list_models()
         if models is not None:
@@ -56,7 +57,7 @@ async def probe(client: VideoClient, base: str) -> Probe:
                 await client.list_recent(limit=1)
                 return Probe(None, "the provider answers and accepts the key")
             except UnsupportedOperation:
-                pass  # a gateway without the list route: ask for one job instead
+                list_missing = True  # a gateway without the list route, or no video routes at all
         await client.retrieve(PROBE_ID)
         return Probe(None, "the provider answers and accepts the key")
     except BillingError as error:
@@ -64,7 +65,7 @@ async def probe(client: VideoClient, base: str) -> Probe:
     except AuthenticationError as error:
         return Probe(f"the provider refused VIDEO_API_KEY ({error}); copy the key again")
     except NotFoundError as error:
-        if error.status in (404, 410):
+        if error.status in (404, 410) and list_missing:
             return Probe(SHUT_DOWN.format(base=base, status=error.status))
         if error.status is None:
             return Probe(None, "the key can't be checked without making a video; the first video checks it")

@@ -420,13 +420,23 @@ def model_line(spec: ModelSpec) -> str:
     return f"• {name}: {lengths} s · {sizes} · {SOUND[spec.audio]}{image}"
 
 
+def cost_line(job: Job) -> str:
+    """What the job was charged (the provider's actual cost where it said), else its estimate."""
+    if job.status is JobStatus.POSTED:
+        charged = job.actual_cost_micros if job.actual_cost_micros is not None else job.cost_micros
+        return f"Charged: {format_usd(charged, rounding='up')}"
+    if job.status is JobStatus.FAILED:
+        return "Charged: nothing (refunded)"
+    return f"Estimated cost: {format_usd(job.cost_micros, rounding='up')}"
+
+
 def details_text(job: Job, lineage: list[str]) -> str:
     """The Details answer; `lineage` lists the sources' links, nearest first."""
     lines = [
         f"**Video #{job.id}**",
         f"Model: {inert(job.model)}",
         f"Size: {job.size} · Length: {job.seconds} s",
-        f"Cost: {format_usd(job.cost_micros, rounding='up')}",
+        cost_line(job),
         f"Requested by: <@{job.member_id}>",
     ]
     kind = lineage_kind(job)
@@ -441,6 +451,7 @@ def describe_job(job: Job) -> str:
     if job.status is JobStatus.SUBMITTED and job.progress:
         status += f" {job.progress}%"
     line = f"**#{job.id}** · {status} · <t:{int(job.created_at)}:R> · {inert(preview(job.prompt, 80))}"
+    line += f" · {cost_line(job).lower()}"
     target = job.clip_message_id or job.card_message_id
     if target:
         line += f" · {message_link(job.guild_id, job.channel_id, target)}"

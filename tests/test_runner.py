@@ -857,6 +857,8 @@ async def test_start_cleans_the_work_dir_forgets_expired_tokens_and_tells_interr
     interrupted = await env.job(reserve=False)  # the bot died while checking it
     expired = await env.job(token="old-token", token_expires_at=START - 60)
     await env.store.fail(expired.id, "Cancelled by the member.")
+    # As a database from before tokens were deleted with their job leaves it: an ended job with its token.
+    await env.store.db.execute("UPDATE jobs SET interaction_token = 'old-token' WHERE id = ?", (expired.id,))
     waiting = await env.job(token="live-token", image_path=str(kept), image_mime="image/jpeg")
     runner = env.runner()
 
@@ -864,14 +866,20 @@ async def test_start_cleans_the_work_dir_forgets_expired_tokens_and_tells_interr
     left = sorted(path.relative_to(env.work_dir) for path in env.work_dir.rglob("*") if path.is_file())
     assert left == [Path("inputs/job-waiting.jpg")], "leftovers removed, the waiting job's image kept"
     assert tmp.is_dir()
+    # Read before any resumed job takes a step (the lock is free, so this read goes first).
+    tokens = {
+        row["id"]: row["interaction_token"] for row in await env.store.db.fetchall("SELECT * FROM jobs")
+    }
     await runner.wait_idle()
 
-    assert (await env.stored(expired)).interaction_token is None, "an expired token is deleted"
-    assert (await env.stored(waiting)).interaction_token == "live-token"
+    assert tokens[expired.id] is None, "an expired token is deleted at start"
+    assert tokens[waiting.id] == "live-token", "a live one is kept while its job runs"
+    assert (await env.stored(waiting)).interaction_token is None, "and deleted once its job ended"
     told = await env.stored(interrupted)
     assert told.status is JobStatus.FAILED and told.error == INTERRUPTED
     assert [job.id for job in env.delivery.interrupted] == [interrupted.id]
-    assert told.interaction_token == "interaction-token", "a live token is kept to tell the member"
+    assert env.delivery.interrupted[0].interaction_token == "interaction-token", "the member is told"
+    assert told.interaction_token is None, "then the token is deleted"
     assert await env.ledger(told) == [], "nothing was reserved, nothing to refund"
     assert interrupted.id not in env.delivery.card_calls
     (submitted,) = env.videos.creates

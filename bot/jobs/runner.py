@@ -329,8 +329,8 @@ class JobRunner:
 
     async def _interrupted(self, job: Job) -> None:
         log.warning("Job %s was interrupted before it was accepted; telling the member", job.id)
-        job = await self.store.fail(job.id, INTERRUPTED)
-        await self.delivery.tell_interrupted(job)
+        ended = await self.store.fail(job.id, INTERRUPTED)  # the stored token is deleted with it
+        await self.delivery.tell_interrupted(replace(ended, interaction_token=job.interaction_token))
 
     # -- queued: wait for a free slot in the server -------------------------------------------------
 

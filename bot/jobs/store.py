@@ -181,7 +181,12 @@ class JobStore:
         unfinished state by default); otherwise it stays as it is (check the returned job's status)."""
         now = self.clock()
         async with self.db.transaction() as conn:
-            changes = {"status": JobStatus.FAILED.value, "error": reason, "finished_at": now}
+            changes = {
+                "status": JobStatus.FAILED.value,
+                "error": reason,
+                "finished_at": now,
+                "interaction_token": None,  # a credential, not needed once the job has ended
+            }
             if await self._update(conn, job_id, changes, expected=only_from):
                 await self.quotas.refund(conn, job_id)
         return await self.require(job_id)
@@ -200,6 +205,7 @@ class JobStore:
                 {
                     "status": JobStatus.POSTED.value,
                     "clip_message_id": clip_message_id,
+                    "interaction_token": None,
                     "finished_at": now,
                     "progress": 100,
                     **changes,
