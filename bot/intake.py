@@ -173,7 +173,12 @@ class Intake:
         raw, prepared = self._inputs(job)
         try:
             await download_capped(
-                self.bot.http_session, attachment.url, raw, MAX_IMAGE_BYTES, DOWNLOAD_FAILED
+                self.bot.http_session,
+                attachment.url,
+                raw,
+                MAX_IMAGE_BYTES,
+                failed=DOWNLOAD_FAILED,
+                too_large=image_too_large().reason,
             )
             width, height = job.width_height
             result = await asyncio.to_thread(prepare_reference_image, raw, width, height, prepared)
