@@ -71,6 +71,8 @@ class CardEdits:
         self._shown: dict[int, tuple[float, str]] = {}  # card -> (when edited, what it shows)
         self._senders: dict[int, asyncio.Task[None]] = {}
         self._ended: set[int] = set()  # jobs whose task ended while their card still had an edit to send
+        self._sleeping: set[int] = set()  # cards whose sender waits for their turn (not sending)
+        self._draining = False
 
     def want(self, job: Job, *, note: str | None = None, final: bool = False) -> None:
         """Show this state on the job's card when its turn comes (replacing any state still waiting)."""
@@ -86,8 +88,12 @@ class CardEdits:
             while (wanted := self._wanted.get(job_id)) is not None:
                 last_time = self._shown.get(job_id, (float("-inf"), ""))[0]
                 wait = last_time + self._interval(wanted.job) - self.clock()
-                if wait > 0:
-                    await self._sleep(wait)
+                if wait > 0 and not self._draining:
+                    self._sleeping.add(job_id)
+                    try:
+                        await self._sleep(wait)
+                    finally:
+                        self._sleeping.discard(job_id)
                     continue  # a newer state may have arrived meanwhile
                 await self._show(self._wanted.pop(job_id))
         finally:
@@ -121,13 +127,17 @@ class CardEdits:
             self._shown.pop(job_id, None)
 
     async def drain(self) -> None:
-        """At shutdown: show every waiting state now instead of losing it."""
-        senders = list(self._senders.values())
-        for sender in senders:
-            sender.cancel()
-        for sender in senders:
+        """At shutdown: show every waiting state now instead of losing it (an edit already on its way,
+        e.g. waiting in the Discord budget, is let finish rather than cancelled)."""
+        self._draining = True
+        senders = list(self._senders.items())
+        for job_id, sender in senders:
+            if job_id in self._sleeping:
+                sender.cancel()
+        for _, sender in senders:
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
         for wanted in list(self._wanted.values()):
             await self._show(wanted)
         self._wanted.clear()
+        self._draining = False

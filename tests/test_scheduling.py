@@ -1,0 +1,589 @@
+"""Scheduling without real time: when the runner polls a job, how card edits are coalesced and spaced,
+and which Discord calls wait on the bot's request budget.
+
+Every clock and sleep is injected (a manual clock; sleeps that only return when the test moves time on),
+so nothing here waits and no assertion depends on how fast the machine is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import discord
+import pytest
+
+from bot.card_edits import DISCORD_PRIORITY, ROUTINE, SLOW_FACTOR, URGENT, CardEdits, discord_priority
+from bot.discord_budget import budget_bot_calls
+from bot.jobs.models import Job, JobStatus
+from bot.jobs.runner import CLOSE, FAR, PACE_MARGIN, JobRunner, RunnerTiming
+from bot.ratelimit import RequestBudget
+from bot.videos.models import Video, VideoStatus
+
+NOW = 1_000_000.0
+INTERVAL = 5.0  # poll_interval of the runner under test
+TIMING = RunnerTiming(poll_interval=INTERVAL, poll_jitter=0.2, max_poll_hint=30.0, max_poll_gap=90.0)
+EDIT_INTERVAL = 3.0
+CARD = 555
+
+
+def make_job(**changes: Any) -> Job:
+    """A submitted job with a card; `changes` override any field."""
+    values: dict[str, Any] = {f.name: None for f in fields(Job)}
+    values |= {
+        "id": 1,
+        "guild_id": 10,
+        "channel_id": 20,
+        "member_id": 30,
+        "application_id": 40,
+        "upload_limit": 10 << 20,
+        "model": "sora-2",
+        "size": "720x1280",
+        "seconds": 4,
+        "prompt": "a cat",
+        "status": JobStatus.SUBMITTED,
+        "provider_video_id": "vid-1",
+        "progress": 0,
+        "card_message_id": CARD,
+        "cost_micros": 400_000,
+        "compressed": False,
+        "created_at": time.time(),  # the card edits compare it with the wall clock (slower after an hour)
+        "updated_at": NOW,
+        "submitted_at": NOW,
+        "nonce": "n",
+    }
+    return Job(**(values | changes))
+
+
+def video(**changes: Any) -> Video:
+    return replace(Video(id="vid-1", status=VideoStatus.IN_PROGRESS), **changes)
+
+
+async def settle(turns: int = 50) -> None:
+    """Let every task that can run do so (a few loop turns per await in the code under test)."""
+    for _ in range(turns):
+        await asyncio.sleep(0)
+
+
+class ManualTime:
+    """A manual clock and a sleep that returns only when `advance` moves the clock past its end."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+        self.sleeps: list[float] = []
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self.now + seconds, next(self._seq), future))
+        await future
+
+    async def advance(self, seconds: float) -> None:
+        """Move time on by `seconds`, waking each sleeper at its moment and letting it run."""
+        target = self.now + seconds
+        await settle()
+        while self._sleepers and self._sleepers[0][0] <= target:
+            wake_at, _, future = heapq.heappop(self._sleepers)
+            self.now = max(self.now, wake_at)
+            if not future.done():
+                future.set_result(None)
+            await settle()
+        self.now = target
+        await settle()
+
+
+# -- the runner: when is a job polled next? -----------------------------------------------------------
+
+
+def runner(clock: Callable[[], float] = lambda: NOW, timing: RunnerTiming = TIMING) -> JobRunner:
+    """A runner whose store, client and delivery are never touched by the scheduling code under test."""
+    unused = object()
+    return JobRunner(
+        unused,  # type: ignore[arg-type]
+        unused,  # type: ignore[arg-type]
+        unused,  # type: ignore[arg-type]
+        lambda model: None,
+        work_dir=Path("unused"),
+        timing=timing,
+        clock=clock,
+    )
+
+
+def at_progress(progress: int, elapsed: float) -> tuple[Job, Video]:
+    """A job submitted `elapsed` s before NOW whose provider now says `progress` %."""
+    return make_job(submitted_at=NOW - elapsed, progress=progress), video(progress=progress)
+
+
+@pytest.mark.parametrize(
+    ("hint", "expected"),
+    [
+        (12.0, 12.0),  # honoured
+        (29.5, 29.5),
+        (600.0, TIMING.max_poll_hint),  # capped
+        (1.0, INTERVAL),  # never faster than POLL_INTERVAL_SECONDS
+    ],
+)
+def test_a_providers_poll_after_hint_is_honoured_up_to_its_cap(hint: float, expected: float) -> None:
+    job, status = at_progress(10, 10.0)  # its pace alone would say 72 s
+    assert runner()._next_poll(job, replace(status, poll_after=hint)) == expected
+
+
+def test_the_hint_wins_over_the_queue_position() -> None:
+    job = make_job()
+    assert runner()._next_poll(job, video(poll_after=7.0, queue_position=20)) == 7.0
+
+
+@pytest.mark.parametrize(
+    ("position", "expected"),
+    [
+        (1, 2 * INTERVAL),
+        (3, 4 * INTERVAL),
+        (17, 90.0),  # 18 intervals = 90 s: exactly the cap
+        (500, TIMING.max_poll_gap),  # capped
+    ],
+)
+def test_a_queue_position_spaces_polls_out_up_to_the_max_gap(position: int, expected: float) -> None:
+    assert (
+        runner()._next_poll(make_job(), video(status=VideoStatus.QUEUED, queue_position=position)) == expected
+    )
+
+
+def test_next_in_the_queue_is_polled_at_the_plain_interval() -> None:
+    assert runner()._next_poll(make_job(), video(status=VideoStatus.QUEUED, queue_position=0)) == INTERVAL
+
+
+def test_far_from_done_polls_sparsely_at_the_pace_of_its_progress() -> None:
+    job, status = at_progress(50, 40.0)  # 40 s for half: 40 s to go
+    assert runner()._remaining(job, 50) == 40.0
+    assert runner()._next_poll(job, status) == pytest.approx(PACE_MARGIN * 40.0)
+    assert PACE_MARGIN * 40.0 > INTERVAL  # so the figure above is the pace's, not the floor's
+
+
+def test_far_from_done_is_capped_by_the_max_gap() -> None:
+    job, status = at_progress(1, 60.0)  # 1 % a minute: 99 minutes to go
+    assert runner()._next_poll(job, status) == TIMING.max_poll_gap
+
+
+def test_close_to_done_polls_every_interval() -> None:
+    job, status = at_progress(90, 45.0)  # 5 s to go: sooner than one interval
+    assert runner()._remaining(job, 90) == pytest.approx(5.0)
+    assert runner()._next_poll(job, status) == INTERVAL
+
+
+def test_the_pace_is_measured_on_the_runners_clock() -> None:
+    now = [NOW]
+    r = runner(clock=lambda: now[0])
+    job, status = at_progress(50, 20.0)
+    assert r._next_poll(job, status) == pytest.approx(PACE_MARGIN * 20.0)
+    now[0] += 20.0  # same progress, twice the time: twice as much left at this pace
+    assert r._next_poll(job, status) == pytest.approx(PACE_MARGIN * 40.0)
+
+
+@pytest.mark.parametrize(
+    ("job", "status"),
+    [
+        (make_job(progress=0), video(progress=None)),  # no progress figure
+        (make_job(progress=0), video(progress=0)),  # nothing done yet: no pace
+        (make_job(progress=100), video(progress=100)),
+        (make_job(submitted_at=None, progress=50), video(progress=50)),  # no start time
+        (make_job(), video(status=VideoStatus.QUEUED)),  # queued, no position
+    ],
+)
+def test_without_useful_information_it_polls_at_the_plain_interval(job: Job, status: Video) -> None:
+    assert runner()._next_poll(job, status) == INTERVAL
+
+
+def test_urgency_puts_jobs_about_to_finish_first() -> None:
+    r = runner()
+    close, _ = at_progress(90, 45.0)  # 5 s to go
+    far, _ = at_progress(10, 45.0)  # 405 s to go
+    assert (r._urgency(close), r._urgency(far), r._urgency(make_job(progress=0))) == (CLOSE, FAR, FAR)
+
+
+def test_jitter_reaches_but_never_passes_plus_or_minus_poll_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
+    r = runner()
+    asked: list[tuple[float, float]] = []
+
+    def extreme(low: float, high: float) -> float:
+        asked.append((low, high))
+        return low if len(asked) % 2 else high
+
+    monkeypatch.setattr(random, "uniform", extreme)
+    assert [r._jittered(10.0), r._jittered(10.0)] == [pytest.approx(8.0), pytest.approx(12.0)]
+    assert asked == [(-2.0, 2.0), (-2.0, 2.0)]
+    monkeypatch.undo()
+
+    random.seed(7)
+    samples = [r._jittered(10.0) for _ in range(2000)]
+    assert all(8.0 <= sample <= 12.0 for sample in samples)
+    assert min(samples) < 8.2 and max(samples) > 11.8  # it does spread polls out
+    assert runner(timing=replace(TIMING, poll_jitter=0.0))._jittered(10.0) == 10.0
+    assert r._jittered(0.0) == 0.0
+
+
+# -- card edits: coalesced, spaced, finals first ----------------------------------------------------------
+
+
+@dataclass
+class SentEdit:
+    at: float
+    progress: int
+    note: str | None
+    priority: int
+
+
+class Card:
+    """The render and edit callbacks of `CardEdits`, recording what reaches 'Discord'."""
+
+    def __init__(self, time_: ManualTime) -> None:
+        self.time = time_
+        self.sent: list[SentEdit] = []
+        self.renders = 0
+        self.block: asyncio.Event | None = None  # set: edits wait for it (a slow Discord)
+        self.fail_with: BaseException | None = None
+
+    async def render(self, job: Job, note: str | None) -> tuple[discord.Embed, discord.ui.View | None]:
+        self.renders += 1
+        return discord.Embed(title=job.prompt, description=f"{job.progress}% {note or ''}"), None
+
+    async def edit(self, job: Job, embed: discord.Embed, view: discord.ui.View | None) -> None:
+        if self.block is not None:
+            await self.block.wait()
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.sent.append(
+            SentEdit(
+                self.time.now, job.progress, (embed.description or "").split("% ")[1], DISCORD_PRIORITY.get()
+            )
+        )
+
+
+@pytest.fixture
+def clock() -> ManualTime:
+    return ManualTime()
+
+
+@pytest.fixture
+def card(clock: ManualTime) -> Card:
+    return Card(clock)
+
+
+@pytest.fixture
+def edits(clock: ManualTime, card: Card) -> CardEdits:
+    return CardEdits(card.render, card.edit, interval=EDIT_INTERVAL, clock=clock.clock, sleep=clock.sleep)
+
+
+def kept(edits: CardEdits, job_id: int) -> list[str]:
+    """Which of the card edits' per-card records still hold this job."""
+    held = {
+        "wanted": edits._wanted,
+        "shown": edits._shown,
+        "senders": edits._senders,
+        "ended": edits._ended,
+    }
+    return [name for name, records in held.items() if job_id in records]
+
+
+async def test_many_wants_within_an_interval_make_one_edit_with_the_newest_state(
+    edits: CardEdits, card: Card, clock: ManualTime
+) -> None:
+    job = make_job()
+    edits.want(job)
+    await settle()
+    assert [(e.at, e.progress) for e in card.sent] == [(0.0, 0)]  # the first one goes at once
+    for progress in range(1, 30):
+        edits.want(replace(job, progress=progress), note=f"step {progress}")
+        await clock.advance(0.1)
+    assert len(card.sent) == 1  # 2.9 s later: still inside the interval
+    await clock.advance(EDIT_INTERVAL)
+    assert [(e.at, e.progress, e.note) for e in card.sent] == [(0.0, 0, ""), (3.0, 29, "step 29")]
+    assert card.renders == 2  # the 28 states replaced before their turn were never rendered
+
+
+async def test_two_edits_of_a_card_are_never_closer_than_the_interval_finals_included(
+    edits: CardEdits, card: Card, clock: ManualTime
+) -> None:
+    job = make_job()
+    rng = random.Random(3)
+    for step in range(200):  # 40 s of progress reports at random moments, a final now and then
+        edits.want(replace(job, progress=step), final=rng.random() < 0.1)
+        await clock.advance(rng.choice([0.05, 0.2, 0.7, 1.3, 3.1]))
+    await clock.advance(2 * EDIT_INTERVAL)
+    times = [e.at for e in card.sent]
+    assert len(times) > 10
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert min(gaps) == pytest.approx(EDIT_INTERVAL)  # spaced by the interval, and no more cautiously
+    assert all(gap >= EDIT_INTERVAL - 1e-9 for gap in gaps)  # (1e-9: the manual clock's float sums)
+    assert card.sent[-1].progress == 199  # and the last state is the one shown
+
+
+async def test_a_final_waits_its_turn_too_then_goes_urgent(
+    edits: CardEdits, card: Card, clock: ManualTime
+) -> None:
+    job = make_job()
+    edits.want(replace(job, progress=40))
+    await clock.advance(1.0)
+    edits.want(replace(job, status=JobStatus.POSTED, progress=100), final=True)
+    await clock.advance(1.9)
+    assert [e.progress for e in card.sent] == [40]
+    await clock.advance(0.1)
+    assert [(e.at, e.progress, e.priority) for e in card.sent] == [(0.0, 40, ROUTINE), (3.0, 100, URGENT)]
+
+
+async def test_progress_goes_routine_and_a_coalesced_final_stays_urgent(
+    edits: CardEdits, card: Card, clock: ManualTime
+) -> None:
+    job = make_job()
+    edits.want(replace(job, progress=10))
+    await settle()
+    edits.want(replace(job, progress=20), note="Compressing for Discord…", final=True)
+    edits.want(replace(job, progress=30))  # a later state replaces it, but the card still owes a final
+    await clock.advance(EDIT_INTERVAL)
+    assert [(e.progress, e.priority) for e in card.sent] == [(10, ROUTINE), (30, URGENT)]
+    assert DISCORD_PRIORITY.get() not in (URGENT, ROUTINE)  # the priority did not leak out of the edit
+
+
+async def test_identical_renderings_are_not_sent_again(
+    edits: CardEdits, card: Card, clock: ManualTime
+) -> None:
+    job = make_job(progress=10)
+    edits.want(job)
+    await settle()
+    await clock.advance(EDIT_INTERVAL)
+    edits.want(replace(job, updated_at=NOW + 5))  # a different job row that renders the same card
+    await clock.advance(EDIT_INTERVAL)
+    edits.want(job, note=None)
+    await clock.advance(EDIT_INTERVAL)
+    assert [e.progress for e in card.sent] == [10]
+    assert card.renders == 3
+    edits.want(replace(job, progress=20))  # a change: the skipped ones used no turn, so it goes at once
+    await settle()
+    assert [(e.at, e.progress) for e in card.sent] == [(0.0, 10), (9.0, 20)]
+
+
+async def test_cards_over_an_hour_old_are_edited_more_slowly(
+    edits: CardEdits, card: Card, clock: ManualTime
+) -> None:
+    job = make_job(created_at=time.time() - 2 * 3600)
+    edits.want(job)
+    await settle()
+    edits.want(replace(job, progress=50))
+    await clock.advance(EDIT_INTERVAL * SLOW_FACTOR - 0.1)
+    assert len(card.sent) == 1
+    await clock.advance(0.1)
+    assert [e.at for e in card.sent] == [0.0, EDIT_INTERVAL * SLOW_FACTOR]
+
+
+async def test_drain_sends_a_waiting_state_at_once(edits: CardEdits, card: Card, clock: ManualTime) -> None:
+    job = make_job()
+    edits.want(replace(job, progress=10))
+    await clock.advance(1.0)
+    edits.want(replace(job, status=JobStatus.POSTED, progress=100), final=True)
+    await settle()
+    await edits.drain()
+    assert [(e.at, e.progress, e.priority) for e in card.sent] == [(0.0, 10, ROUTINE), (1.0, 100, URGENT)]
+    await clock.advance(10 * EDIT_INTERVAL)
+    assert len(card.sent) == 2  # nothing was left to send twice
+    await edits.drain()  # and draining again sends nothing
+    assert len(card.sent) == 2
+
+
+async def test_drain_does_not_lose_an_edit_already_on_its_way(
+    edits: CardEdits, card: Card, clock: ManualTime
+) -> None:
+    """At shutdown an edit may be waiting in the Discord budget or on the network: it still goes."""
+    card.block = asyncio.Event()
+    edits.want(make_job(status=JobStatus.POSTED, progress=100), final=True)
+    await settle()
+    assert card.sent == []  # the edit is under way, Discord has not answered
+    draining = asyncio.create_task(edits.drain())
+    await settle()
+    card.block.set()
+    await draining
+    assert [(e.progress, e.priority) for e in card.sent] == [(100, URGENT)]
+
+
+async def test_a_failed_edit_still_spaces_the_next_one(
+    edits: CardEdits, card: Card, clock: ManualTime
+) -> None:
+    job = make_job()
+    card.fail_with = discord.HTTPException(_response(503), "unavailable")
+    edits.want(replace(job, progress=10))
+    await settle()
+    card.fail_with = None
+    edits.want(replace(job, progress=20))
+    await clock.advance(EDIT_INTERVAL - 0.1)
+    assert card.sent == []
+    await clock.advance(0.1)
+    assert [(e.at, e.progress) for e in card.sent] == [(3.0, 20)]
+
+
+def _response(status: int) -> Any:
+    class Response:
+        reason = "Service Unavailable"
+
+    response = Response()
+    response.status = status  # type: ignore[attr-defined]
+    return response
+
+
+async def test_nothing_is_kept_for_a_card_after_forget_and_its_last_edit(
+    edits: CardEdits, card: Card, clock: ManualTime
+) -> None:
+    done, waiting, idle = make_job(id=1), make_job(id=2, card_message_id=CARD + 1), make_job(id=3)
+    for job in (done, waiting, idle):
+        edits.want(job)
+    await settle()
+    edits.want(replace(waiting, status=JobStatus.POSTED, progress=100), final=True)  # its last edit waits
+    await clock.advance(EDIT_INTERVAL + 1)  # the first senders are done
+    assert kept(edits, done.id) == ["shown"]  # what the card shows, to skip an identical edit
+    edits.forget(done.id)
+    assert kept(edits, done.id) == []
+    edits.want(replace(waiting, progress=50))
+    await settle()
+    edits.forget(waiting.id)  # its task ended; its last state still waits for its turn
+    assert "wanted" in kept(edits, waiting.id)
+    await clock.advance(EDIT_INTERVAL)
+    assert [e.progress for e in card.sent][-1] == 50
+    assert kept(edits, waiting.id) == []
+    assert kept(edits, idle.id) == ["shown"]  # a card whose job still runs is remembered
+
+
+async def test_a_job_without_a_card_is_ignored(edits: CardEdits, card: Card) -> None:
+    edits.want(make_job(card_message_id=None))
+    await settle()
+    assert card.sent == [] and kept(edits, 1) == []
+
+
+# -- the Discord budget: bot-token calls wait, interaction webhooks never -------------------------------
+
+
+class RecordingBudget:
+    """A budget that records who asked, in which priority; `closed` makes every acquire wait forever."""
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+        self.closed = False
+
+    async def acquire(self, priority: int = 0) -> None:
+        self.asked.append(priority)
+        if self.closed:
+            await asyncio.Event().wait()
+
+
+class Sent:
+    """Stands in for discord.py's own `request` (which would go to the network): records the routes."""
+
+    def __init__(self) -> None:
+        self.routes: list[tuple[str, str]] = []
+
+    async def __call__(self, route: discord.http.Route, **kwargs: Any) -> Any:
+        self.routes.append((route.method, route.path))
+        return {"id": "1", "route": route.path}
+
+
+@pytest.fixture
+async def http() -> tuple[discord.http.HTTPClient, Sent]:
+    client = discord.http.HTTPClient(asyncio.get_running_loop())
+    sent = Sent()
+    client.request = sent  # type: ignore[method-assign]
+    return client, sent
+
+
+WEBHOOK = discord.http.Route(
+    "PATCH", "/webhooks/{webhook_id}/{webhook_token}/messages/@original", webhook_id=1, webhook_token="tok"
+)
+CALLBACK = discord.http.Route(
+    "POST",
+    "/interactions/{interaction_id}/{interaction_token}/callback",
+    interaction_id=2,
+    interaction_token="t",
+)
+
+
+async def test_channel_calls_wait_on_the_budget_in_their_priority(
+    http: tuple[discord.http.HTTPClient, Sent],
+) -> None:
+    client, sent = http
+    budget = RecordingBudget()
+    budget_bot_calls(client, budget)  # type: ignore[arg-type]
+    await client.send_message(20, params=discord.http.handle_message_parameters(content="card"))
+    with discord_priority(URGENT):
+        await client.edit_message(20, 30, params=discord.http.handle_message_parameters(content="done"))
+    with discord_priority(ROUTINE):
+        await client.edit_message(20, 30, params=discord.http.handle_message_parameters(content="50 %"))
+    assert budget.asked == [DISCORD_PRIORITY.get(), URGENT, ROUTINE]
+    assert sent.routes == [
+        ("POST", "/channels/{channel_id}/messages"),
+        ("PATCH", "/channels/{channel_id}/messages/{message_id}"),
+        ("PATCH", "/channels/{channel_id}/messages/{message_id}"),
+    ]
+
+
+async def test_interaction_webhooks_never_wait_on_the_budget(
+    http: tuple[discord.http.HTTPClient, Sent],
+) -> None:
+    client, sent = http
+    budget = RecordingBudget()
+    budget.closed = True  # a bot-token call would wait forever
+    budget_bot_calls(client, budget)  # type: ignore[arg-type]
+    for route in (WEBHOOK, CALLBACK):
+        async with asyncio.timeout(5):  # a deadline against a hang, not a timing assertion
+            await client.request(route, json={"content": "x"})
+    assert budget.asked == []
+    assert [path for _, path in sent.routes] == [WEBHOOK.path, CALLBACK.path]
+    channel_call = asyncio.create_task(
+        client.request(discord.http.Route("GET", "/channels/{channel_id}", channel_id=20))
+    )
+    await settle()
+    assert not channel_call.done() and budget.asked == [DISCORD_PRIORITY.get()]
+    channel_call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await channel_call
+    assert len(sent.routes) == 2
+
+
+async def test_a_real_budget_holds_channel_calls_but_lets_webhooks_through(
+    http: tuple[discord.http.HTTPClient, Sent],
+) -> None:
+    """With the real RequestBudget spent for this second, a channel call waits for the next one while
+    interaction webhooks go straight through; the urgent call goes before the routine one."""
+    client, sent = http
+    time_ = ManualTime()
+    budget = RequestBudget(1, clock=time_.clock, sleep=time_.sleep)
+    budget_bot_calls(client, budget)
+    channel = discord.http.Route("GET", "/channels/{channel_id}", channel_id=20)
+    await client.request(channel)  # the one start this second allows
+
+    async def routine() -> None:
+        with discord_priority(ROUTINE):
+            await client.request(discord.http.Route("GET", "/channels/{channel_id}/routine", channel_id=20))
+
+    async def urgent() -> None:
+        with discord_priority(URGENT):
+            await client.request(discord.http.Route("GET", "/channels/{channel_id}/urgent", channel_id=20))
+
+    waiting = [asyncio.create_task(routine()), asyncio.create_task(urgent())]
+    await settle()
+    await client.request(WEBHOOK)
+    await client.request(CALLBACK)
+    assert [path for _, path in sent.routes] == [channel.path, WEBHOOK.path, CALLBACK.path]
+    await time_.advance(1.0)
+    await time_.advance(1.0)
+    await asyncio.gather(*waiting)
+    assert [path for _, path in sent.routes][3:] == [
+        "/channels/{channel_id}/urgent",
+        "/channels/{channel_id}/routine",
+    ]
