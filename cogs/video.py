@@ -49,7 +49,7 @@ FORM_READ_TIMEOUT = 1.5
 
 NOT_HERE = "I can't find that clip in this server."
 NOT_A_CLIP = "That message isn't a clip I made."
-NEVER_FINISHED = "That video never finished, so there is nothing to remix."
+NEVER_FINISHED = "That video never finished, so there is nothing to {action}."
 EXPIRED = (
     "That clip is too old to remix; its files have expired at the provider. "
     "Generate a new one with /video generate."
@@ -227,7 +227,7 @@ class VideoCog(commands.GroupCog, group_name="video", group_description="Make AI
         if source is None or source.guild_id != interaction.guild_id:
             return NOT_HERE
         if source.status is not JobStatus.POSTED or not source.provider_video_id:
-            return NEVER_FINISHED
+            return NEVER_FINISHED.format(action=action)
         spec = self.bot.catalogue.get(source.model)
         label = spec.label if spec else source.model
         if action == "extend":

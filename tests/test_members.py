@@ -202,11 +202,6 @@ async def test_members_take_turns_in_the_queue(world: World) -> None:
     assert len(clips(world)) == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/jobs/runner.py _wait_turn: a newcomer who goes ahead by turns does not update the "
-    "positions on the cards behind it until a slot frees (or queue_recheck, 60 s)",
-)
 async def test_a_card_shows_its_new_place_when_a_newcomer_goes_ahead_by_turns(world: World) -> None:
     bob = world.discord.add_member(world.guild, "bob")
     world.videos.hold_jobs()

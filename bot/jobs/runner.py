@@ -39,6 +39,7 @@ from typing import TypeVar
 from bot.catalogue import ModelSpec, Remix
 from bot.errors import new_reference
 from bot.jobs.delivery import Delivery, DeliveryError
+from bot.jobs.leases import Adopted, Leases
 from bot.jobs.models import Job, JobStatus
 from bot.jobs.recovery import find_lost_submission
 from bot.jobs.store import JobStore, StaleJob
@@ -160,6 +161,7 @@ class JobRunner:
         provider_budget: RequestBudget | None = None,
         max_in_flight: Callable[[int], Awaitable[int]] | None = None,
         encoders: int | None = None,
+        leases: Leases | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
@@ -187,6 +189,10 @@ class JobRunner:
         self._clips: dict[int, FitResult] = {}  # fitted and ready to post (survives a failed post)
         self._started_at = clock()
         self.alarm = OperatorAlarm()
+        #: With leases, a job is driven only while this process holds its lease (bot/jobs/leases.py).
+        self.leases = leases
+        self._leased: set[int] = set()  # jobs whose lease this process's tasks hold
+        self._lease_keeper: asyncio.Task[None] | None = None
         self.steps: dict[JobStatus, Step] = {
             JobStatus.QUEUED: self._wait_turn,
             JobStatus.RESERVED: self._start,
@@ -209,14 +215,25 @@ class JobRunner:
         if forgotten:
             log.info("Deleted %d expired interaction token(s)", forgotten)
         for job in unfinished:
+            if self.leases is not None and not await self._claim(job.id):
+                continue  # another process drives it
             if job.status is JobStatus.RECEIVED:
                 await self._interrupted(job)
             else:
                 log.info("Resuming job %s (%s)", job.id, job.status)
                 self.launch(job.id)
+        if self.leases is not None:
+            self._lease_keeper = asyncio.create_task(
+                self.leases.keep(driving=lambda: set(self._leased), lost=self._lost, adopted=self._adopt),
+                name="job-leases",
+            )
 
     async def stop(self) -> None:
         """Cancel every job task; their state is in the database and they resume on the next start."""
+        if self._lease_keeper is not None:
+            self._lease_keeper.cancel()
+            await asyncio.gather(self._lease_keeper, return_exceptions=True)
+            self._lease_keeper = None
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -228,7 +245,7 @@ class JobRunner:
         """Drive the job in its own task (once: a job already running is left alone)."""
         if job_id in self._tasks:
             return
-        task = asyncio.create_task(self._drive(job_id), name=f"job-{job_id}")
+        task = asyncio.create_task(self._drive_leased(job_id), name=f"job-{job_id}")
         self._tasks[job_id] = task
         task.add_done_callback(lambda done: self._task_done(job_id, done))
 
@@ -242,6 +259,51 @@ class JobRunner:
         self._cards.pop(job_id, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("Job %s: its task died", job_id, exc_info=task.exception())
+
+    # -- leases (several processes on one database) -------------------------------------------------
+
+    async def _drive_leased(self, job_id: int) -> None:
+        """`_drive` while this process holds the job's lease, released at the end (no leases: just it)."""
+        if self.leases is None:
+            return await self._drive(job_id)
+        if not await self._claim(job_id):
+            return  # another process drives it
+        self._leased.add(job_id)
+        try:
+            await self._drive(job_id)
+        finally:
+            self._leased.discard(job_id)
+            try:
+                await self.leases.release(job_id)
+            except Exception as error:  # it expires on its own
+                log.warning("Job %s: could not release its lease: %s", job_id, error)
+
+    async def _claim(self, job_id: int) -> bool:
+        assert self.leases is not None
+        try:
+            return await self.leases.claim(job_id)
+        except Exception as error:  # adopted later, once the lease has expired
+            log.warning("Job %s: could not claim its lease: %s", job_id, error)
+            return False
+
+    def _lost(self, job_ids: set[int]) -> None:
+        """Stop driving jobs whose lease another process took over (it drives them now)."""
+        for job_id in sorted(job_ids):
+            task = self._tasks.get(job_id)
+            if task is not None:
+                log.warning("Job %s: its lease was taken over by another process; stopping here", job_id)
+                task.cancel()
+
+    async def _adopt(self, jobs: list[Adopted]) -> None:
+        """Drive jobs whose lease this process has just taken (their process stopped renewing it)."""
+        for job_id, status in jobs:
+            if job_id in self._tasks:
+                continue
+            if status is JobStatus.RECEIVED:
+                await self._interrupted(await self.store.require(job_id))
+            else:
+                log.info("Adopting job %s (%s): its lease had expired", job_id, status)
+                self.launch(job_id)
 
     async def wait_idle(self) -> None:
         """Wait until no job task runs (used at shutdown and by tests)."""
@@ -340,6 +402,7 @@ class JobRunner:
             card_id = await chat(self.delivery.ensure_card(job))
             await self.store.transition(job.id, JobStatus.QUEUED, card_message_id=card_id)
             self._card_event(job.id).set()
+            self._wake_queue(job.guild_id)  # by turns it may go ahead of others: they look again
             return 0
         self._card_event(job.id).set()
         turn = self._turns.setdefault(job.guild_id, asyncio.Event())
