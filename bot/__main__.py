@@ -1,4 +1,5 @@
-"""`python -m bot` starts the bot; `invite` prints its invite URL; `check` tests the provider settings."""
+"""`python -m bot` starts the bot; `invite` prints its invite URL; `check` tests the provider settings;
+`migrate-to-postgres` copies the SQLite database into the PostgreSQL one at DATABASE_URL."""
 
 from __future__ import annotations
 
@@ -14,14 +15,16 @@ from bot.app import SoraBot
 from bot.catalogue import Catalogue
 from bot.check import run_check
 from bot.db import MigrationError
+from bot.db_postgres import DatabaseUnavailable
 from bot.invite import invite_url
+from bot.migrate_to_postgres import migrate_to_postgres
 from bot.offer import Offer
 from bot.pricing import PriceFileError
 from bot.settings import Settings, describe_errors
 
 log = logging.getLogger("bot")
 
-USAGE = "usage: python -m bot [invite | check]"
+USAGE = "usage: python -m bot [invite | check | migrate-to-postgres]"
 
 
 def load_settings() -> Settings:
@@ -52,7 +55,7 @@ def load_offer(settings: Settings) -> Offer:
 
 
 def main(argv: list[str]) -> int:
-    if argv not in ([], ["invite"], ["check"]):
+    if argv not in ([], ["invite"], ["check"], ["migrate-to-postgres"]):
         print(USAGE, file=sys.stderr)
         return 2
     settings = load_settings()
@@ -63,6 +66,8 @@ def main(argv: list[str]) -> int:
             print(f"{error}; copy it again from the Developer Portal (Bot -> Reset Token).", file=sys.stderr)
             return 2
         return 0
+    if argv == ["migrate-to-postgres"]:
+        return migrate_to_postgres(settings)
     offer = load_offer(settings)
     if argv == ["check"]:
         return asyncio.run(run_check(settings, offer))
@@ -89,6 +94,9 @@ async def run(settings: Settings, catalogue: Catalogue) -> int:
             except MigrationError as error:
                 log.error("Stopping: %s", error)
                 return 1
+            except DatabaseUnavailable as error:
+                log.error("Stopping: %s", error)
+                return 2
             except discord.LoginFailure:
                 log.error(
                     "Stopping: Discord refused DISCORD_TOKEN; "

@@ -16,11 +16,12 @@ from discord.ext import commands
 from bot.buttons import card_view_factory, clip_view_factory
 from bot.catalogue import Catalogue
 from bot.catalogue_refresh import ModelsRefresher
-from bot.db import Database
+from bot.database import AnyDatabase, describe_database, open_database
 from bot.discord_budget import budget_bot_calls
 from bot.discord_delivery import DiscordDelivery
 from bot.errors import handle_command_error
 from bot.intake import Intake
+from bot.jobs.leases import LeasedJobStore, Leases
 from bot.jobs.runner import JobRunner, RunnerTiming
 from bot.jobs.store import JobStore
 from bot.offer import Offer
@@ -47,15 +48,17 @@ class SoraTree(app_commands.CommandTree):
         await handle_command_error(interaction, error)
 
 
-class SoraBot(commands.Bot):
+class SoraBot(commands.AutoShardedBot):
     """The same class serves `python -m bot` and the tests; everything external comes from `settings`.
 
-    The shared resources below are made in `setup_hook` (RoboDanny style: declared, not Optional).
+    Sharded automatically, or on SHARD_IDS of SHARD_COUNT when several processes share the bot. The
+    shared resources below are made in `setup_hook` (RoboDanny style: declared, not Optional).
     """
 
-    db: Database
+    db: AnyDatabase
     http_session: aiohttp.ClientSession
     quotas: Quotas
+    leases: Leases
     store: JobStore
     video_client: VideoClient
     delivery: DiscordDelivery
@@ -83,6 +86,7 @@ class SoraBot(commands.Bot):
             max_messages=None,
             member_cache_flags=discord.MemberCacheFlags.none(),
             chunk_guilds_at_startup=False,
+            **shard_options(settings),
             **client_options,
         )
         self.settings = settings
@@ -97,11 +101,11 @@ class SoraBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         settings = self.settings
-        self.db = await Database.open(settings.database_path)
-        await self.db.migrate()
+        self.db = await open_database(settings)
         self.http_session = aiohttp.ClientSession()
         self.quotas = Quotas(self.db, default_limits(settings))
-        self.store = JobStore(self.db, self.quotas)
+        self.leases = Leases(self.db, seconds=settings.job_lease_seconds)
+        self.store = LeasedJobStore(self.db, self.quotas, self.leases)
         self.video_client = create_video_client(
             settings.video_provider,
             settings.api_base,
@@ -127,6 +131,7 @@ class SoraBot(commands.Bot):
             max_download_bytes=settings.max_download_mb << 20,
             provider_budget=RequestBudget(settings.provider_max_requests_per_second),
             max_in_flight=self._max_in_flight,
+            leases=self.leases,
         )
         self.intake = Intake(self)
         self.models_refresher = ModelsRefresher(self.catalogue, self.video_client, self.db)
@@ -157,11 +162,13 @@ class SoraBot(commands.Bot):
 
     async def on_ready(self) -> None:
         log.info(
-            "Ready as %s (id %s) in %d guild(s); database %s",
+            "Ready as %s (id %s) in %d guild(s) on shard(s) %s of %s; database %s",
             self.user,
             self.user.id if self.user else "?",
             len(self.guilds),
-            self.settings.database_path,
+            ",".join(str(shard) for shard in sorted(self.shards)) or "?",
+            self.shard_count,
+            describe_database(self.settings),
         )
 
     async def sync_commands_if_changed(self) -> bool:
@@ -189,6 +196,14 @@ class SoraBot(commands.Bot):
         )
         self.synced_commands = True
         return True
+
+
+def shard_options(settings: Settings) -> dict[str, Any]:
+    """This process's shards: SHARD_IDS of SHARD_COUNT (all of them without SHARD_IDS); Discord's
+    recommended count without either."""
+    if settings.shard_count is None:
+        return {}
+    return {"shard_count": settings.shard_count, "shard_ids": settings.shard_ids}
 
 
 def default_limits(settings: Settings) -> Limits:

@@ -167,6 +167,12 @@ class Connection:
     def execute(self, sql: str, params: Params = ()) -> _Execution:
         return _Execution(_run(self._conn, translate(sql, params, self._id_tables)))
 
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        """One write for many parameter sets, as on aiosqlite's (asyncpg pipelines them); no rows back."""
+        statements = [translate(sql, params) for params in rows]  # no `RETURNING id`: nothing is read
+        if statements:
+            await self._conn.executemany(statements[0].sql, [statement.args for statement in statements])
+
 
 async def _run(target: asyncpg.Pool | asyncpg.Connection, statement: Translated) -> Cursor:
     if statement.result is Result.COUNT:
@@ -303,8 +309,12 @@ async def _apply(connection: asyncpg.Connection, version: int, name: str, script
 def _unreachable(url: str, exc: Exception) -> str:
     """Why `url` cannot be used, naming the user, host and database but never a password."""
     reason = str(exc).strip() or type(exc).__name__
-    message = f"Cannot use the PostgreSQL database at {_without_secrets(url)}: {reason}"
-    for secret in _secrets(url):  # wherever a password ended up (a misplaced one can look like a port)
+    return _blot(url, f"Cannot use the PostgreSQL database at {describe_url(url)}: {reason}")
+
+
+def _blot(url: str, message: str) -> str:
+    """`message` with every password of `url` replaced (a misplaced one can look like a port)."""
+    for secret in _secrets(url):
         message = message.replace(secret, "***")
     return message
 
@@ -318,8 +328,9 @@ def _secrets(url: str) -> set[str]:
     return {form for secret in found if secret for form in (secret, unquote(secret))}
 
 
-def _without_secrets(url: str) -> str:
-    """user@host:port/database, without the password or the query (which may hold one)."""
+def describe_url(url: str) -> str:
+    """user@host:port/database for messages and logs: never the password, nor the query (which may hold
+    one)."""
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -327,4 +338,4 @@ def _without_secrets(url: str) -> str:
     userinfo, _, hostport = parts.netloc.rpartition("@")
     user = userinfo.partition(":")[0]
     where = f"{user}@{hostport}" if user else hostport
-    return f"{where}{parts.path}" or "an empty URL"
+    return _blot(url, f"{where}{parts.path}") or "an empty URL"

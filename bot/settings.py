@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -36,6 +37,16 @@ def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+def _split_shard_ids(value: object) -> object:
+    """`0,1` as [0, 1]; anything but whole numbers is refused in one plain sentence."""
+    items = _split_csv(value)
+    if isinstance(items, list):
+        if not all(isinstance(item, int) or str(item).isdigit() for item in items):
+            raise ValueError("must be shard numbers separated by commas, like 0,1")
+        return [int(item) for item in items] or None
+    return items
 
 
 def usd_to_micros(value: Decimal) -> int:
@@ -72,6 +83,9 @@ DEFAULT_BASE_URLS = {
 OptionalPath = Annotated[Path | None, BeforeValidator(_blank_to_none)]
 OptionalUrl = Annotated[AnyHttpUrl | None, BeforeValidator(_blank_to_none)]
 OptionalInt = Annotated[int | None, BeforeValidator(_blank_to_none)]
+OptionalSecret = Annotated[SecretStr | None, BeforeValidator(_blank_to_none)]
+#: What DATABASE_URL may start with (asyncpg's spellings of PostgreSQL).
+DATABASE_URL_SCHEMES = ("postgresql://", "postgres://")
 
 
 class Settings(BaseSettings):
@@ -98,6 +112,10 @@ class Settings(BaseSettings):
     discord_gateway_url: AnyWebsocketUrl = AnyWebsocketUrl("wss://gateway.discord.gg/")
     discord_guild_id: OptionalInt = None
     database_path: Path = Path("data/soracord.sqlite3")
+    database_url: OptionalSecret = None  # a secret: it usually holds the password
+    shard_count: OptionalInt = Field(default=None, ge=1, le=100_000)
+    shard_ids: Annotated[list[int] | None, NoDecode, BeforeValidator(_split_shard_ids)] = None
+    job_lease_seconds: float = Field(default=30.0, ge=1, le=3600)
     poll_interval_seconds: float = Field(default=5.0, gt=0, le=600)
     default_model: OptionalText = None
     default_size: OptionalText = None
@@ -139,6 +157,30 @@ class Settings(BaseSettings):
         if value is not None and len(value) > 25:
             raise ValueError("can offer at most 25 models (Discord's choice limit)")
         return value or None
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip().startswith(DATABASE_URL_SCHEMES):
+            raise ValueError("must be a PostgreSQL URL like postgresql://user:password@host:5432/soracord")
+        return value
+
+    @field_validator("shard_ids")
+    @classmethod
+    def _shard_ids_within_count(cls, value: list[int] | None, info: ValidationInfo) -> list[int] | None:
+        if not value:
+            return None
+        count = info.data.get("shard_count")
+        if count is None:
+            if "shard_count" in info.data:  # SHARD_COUNT is valid but unset (a wrong one says so itself)
+                raise ValueError("needs SHARD_COUNT (the total number of shards of all processes)")
+            return value
+        if len(set(value)) != len(value):
+            raise ValueError("names a shard twice")
+        outside = [shard for shard in value if not 0 <= shard < count]
+        if outside:
+            raise ValueError(f"must be between 0 and {count - 1} (SHARD_COUNT is {count}), not {outside[0]}")
+        return sorted(value)
 
     @field_validator("default_size")
     @classmethod

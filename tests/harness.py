@@ -123,14 +123,19 @@ class World:
         env |= extra
         return {name: value for name, value in env.items() if value != ""}
 
-    async def start_bot_process(self, cwd: Path) -> tuple[asyncio.subprocess.Process, list[str]]:
-        """`python -m bot` as a real process against the fakes, returned once it is ready."""
+    async def start_bot_process(
+        self, cwd: Path, **extra: str
+    ) -> tuple[asyncio.subprocess.Process, list[str]]:
+        """`python -m bot` as a real process against the fakes, returned once it is ready.
+
+        `extra` adds or replaces environment variables, as for `process_env`.
+        """
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "bot",
             cwd=cwd,
-            env=self.process_env(),
+            env=self.process_env(**extra),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )

@@ -1,5 +1,5 @@
-"""The PostgreSQL backend against a real server: translation, rows, migrations, the ledger's rules, and
-budgets that stay race-proof across two connection pools."""
+"""The PostgreSQL backend against a real server: translation, rows, migrations, the ledger's rules,
+budgets that stay race-proof across two connection pools, and job leases (on SQLite too)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import re
 import shutil
 import socket
 import sys
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +19,8 @@ import pytest
 
 from bot.db import MIGRATIONS_DIR, Database, MigrationError, migration_files
 from bot.db_postgres import POSTGRES_MIGRATIONS_DIR, DatabaseUnavailable, PostgresDatabase, Result, translate
+from bot.jobs.leases import Adopted, Leases
+from bot.jobs.models import JobStatus
 from bot.jobs.store import JobStore, NewJob
 from bot.quotas import LedgerError, Limits, QuotaExceeded, Quotas
 from tests.test_quotas import ALICE, BOB, DEFAULTS, GUILD, Clock, accept, add_job, at, ledger, settle
@@ -533,3 +536,165 @@ async def test_fifty_reservations_from_two_pools_take_exactly_what_fits(postgres
         job for job, ok in zip(jobs, accepted, strict=True) if ok
     ]
     assert in_flight is not None and in_flight["n"] == 10
+
+
+# --- job leases, on both backends ------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def any_db(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: PostgresServer
+) -> AsyncIterator[Database | PostgresDatabase]:
+    """A migrated database of either backend (the lease statements differ between them)."""
+    if request.param == "sqlite":
+        lite = await Database.open(tmp_path / "leases.sqlite3")
+        await lite.migrate()
+        yield lite
+        await lite.close()
+        return
+    url = await postgres_server.create_database()
+    database = await PostgresDatabase.open(url)
+    await database.migrate()
+    yield database
+    await database.close()
+    await postgres_server.drop_database(url)
+
+
+def two_owners(db: Database | PostgresDatabase, clock: Clock) -> tuple[Leases, Leases]:
+    return Leases(db, seconds=10, owner="a", clock=clock), Leases(db, seconds=10, owner="b", clock=clock)
+
+
+async def test_a_lease_is_claimed_renewed_released_and_taken_over_once_expired(
+    any_db: Database | PostgresDatabase,
+) -> None:
+    clock = Clock(1_000.0)
+    a, b = two_owners(any_db, clock)
+    job = await add_job(any_db, GUILD, ALICE, "submitted")  # type: ignore[arg-type]
+    assert await a.claim(job) and not await b.claim(job) and await a.claim(job)
+    assert (await a.renew(), await b.renew()) == ({job: JobStatus.SUBMITTED}, {})
+    clock.now += 9
+    await a.renew()  # now held until 1019
+    clock.now += 9.5
+    assert not await b.claim(job)
+    clock.now += 1
+    assert await b.claim(job)  # expired: taken over
+    assert await a.renew() == {} and await a.owners([job]) == {job: "b"}
+    await a.release(job)  # not a's any more: nothing changes
+    assert await a.owners([job]) == {job: "b"}
+    await b.release(job)
+    assert await a.owners([job]) == {job: None}
+    assert await a.claim(job)  # free
+    await any_db.execute("UPDATE jobs SET status = 'posted' WHERE id = ?", (job,))
+    assert not await a.claim(job) and not await b.claim(job)  # finished: nobody drives it
+    assert await a.renew() == {} and await a.owners([job]) == {}
+    assert a.shared is isinstance(any_db, PostgresDatabase)
+
+
+async def test_a_request_being_received_is_left_to_the_process_that_wrote_it(
+    any_db: Database | PostgresDatabase,
+) -> None:
+    clock = Clock(1_000.0)
+    a, b = two_owners(any_db, clock)
+    fresh = await add_job(any_db, GUILD, ALICE)  # type: ignore[arg-type]
+    await any_db.execute("UPDATE jobs SET created_at = ? WHERE id = ?", (clock.now, fresh))
+    assert not await b.claim(fresh)  # its writer may be about to hold it
+    assert await a.hold(fresh) and not await b.hold(fresh)
+    assert not await b.claim(fresh) and await b.adopt() == []
+    assert await a.renew() == {fresh: JobStatus.RECEIVED}
+    clock.now += 10.5  # its writer stopped renewing: it is answered "interrupted" by whoever adopts it
+    assert await b.adopt() == [Adopted(fresh, JobStatus.RECEIVED)]
+    old = await add_job(any_db, GUILD, ALICE)  # type: ignore[arg-type]  # written long ago, never held
+    assert await b.claim(old)
+
+
+async def test_adoption_takes_expired_and_unleased_unfinished_jobs_in_batches(
+    any_db: Database | PostgresDatabase,
+) -> None:
+    clock = Clock(1_000.0)
+    a, b = two_owners(any_db, clock)
+    states = ("reserved", "submitting", "submitted", "completed", "posting", "queued")
+    jobs = [await add_job(any_db, GUILD, ALICE, state) for state in states]  # type: ignore[arg-type]
+    for finished in ("posted", "failed"):
+        await add_job(any_db, GUILD, ALICE, finished)  # type: ignore[arg-type]
+    for job in jobs[:3]:
+        assert await a.claim(job)
+    assert (
+        await b.adopt()
+        == [Adopted(job, JobStatus(state)) for job, state in zip(jobs, states, strict=True)][3:]
+    )
+    assert await a.adopt() == []  # b holds the rest now
+    clock.now += 10.5  # a stopped renewing; b renews its own
+    assert set(await b.renew()) == set(jobs[3:])
+    assert [job for job, _ in await b.adopt(limit=2)] == jobs[:2]
+    assert [job for job, _ in await b.adopt(limit=2)] == jobs[2:3]
+    assert set(await b.renew()) == set(jobs)
+    assert await a.adopt() == []
+
+
+async def test_two_processes_adopting_together_split_the_jobs(postgres_url: str) -> None:
+    pools = [await PostgresDatabase.open(postgres_url) for _ in range(2)]
+    try:
+        await pools[0].migrate()
+        jobs = [await add_job(pools[0], GUILD, ALICE, "submitted") for _ in range(40)]  # type: ignore[arg-type]
+        sides = [Leases(pool, seconds=10, owner=name) for pool, name in zip(pools, "ab", strict=True)]
+        taken = await asyncio.gather(*(side.adopt(limit=25) for side in sides for _ in range(2)))
+    finally:
+        for pool in pools:
+            await pool.close()
+    ids = [job for batch in taken for job, _ in batch]
+    assert sorted(ids) == jobs  # every job adopted, and by one process only
+
+
+async def test_keeping_leases_renews_adopts_and_lets_go_of_jobs_taken_over(pg: PostgresDatabase) -> None:
+    """The loop every process runs, on a short lease, with callbacks that act as the runner's: renewals,
+    adoption of a dead process's jobs, jobs held but not driven handed over for driving, a take-over
+    reported, and, when renewals fail for most of a lease, every driven job let go."""
+    keeper = Leases(pg, seconds=0.6, owner="a")
+    driven, idle, orphan = [await add_job(pg, GUILD, ALICE, "submitted") for _ in range(3)]  # type: ignore[arg-type]
+    assert await keeper.claim(driven) and await keeper.claim(idle)
+    await pg.execute(
+        "UPDATE jobs SET lease_owner = 'dead', lease_expires_at = ? WHERE id = ?", (time.time() - 1, orphan)
+    )
+    driving = {driven}
+    lost: list[set[int]] = []
+    adopted: list[Adopted] = []
+
+    async def drive(jobs: list[Adopted]) -> None:
+        adopted.extend(jobs)
+        driving.update(job for job, _ in jobs)
+
+    def let_go(jobs: set[int]) -> None:
+        lost.append(jobs)
+        driving.difference_update(jobs)
+
+    task = asyncio.create_task(keeper.keep(driving=lambda: set(driving), lost=let_go, adopted=drive))
+    try:
+        await wait_until(lambda: driving == {driven, idle, orphan})
+        start = await pg.fetchone("SELECT lease_expires_at FROM jobs WHERE id = ?", (driven,))
+        await asyncio.sleep(0.5)  # two renewals or so
+        renewed = await pg.fetchone("SELECT lease_expires_at FROM jobs WHERE id = ?", (driven,))
+        assert start is not None and renewed is not None
+        assert renewed["lease_expires_at"] > start["lease_expires_at"]
+        assert sorted(adopted) == [Adopted(idle, JobStatus.SUBMITTED), Adopted(orphan, JobStatus.SUBMITTED)]
+        assert lost == []
+        await pg.execute(  # b took it over (as if a's lease had expired)
+            "UPDATE jobs SET lease_owner = 'b', lease_expires_at = ? WHERE id = ?", (time.time() + 60, driven)
+        )
+        await wait_until(lambda: lost == [{driven}])
+
+        async def unreachable() -> dict[int, JobStatus]:
+            raise ConnectionError("the database went away")
+
+        keeper.renew = unreachable  # type: ignore[method-assign]
+        await wait_until(lambda: len(lost) > 1)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert lost[:2] == [{driven}, {idle, orphan}]
+
+
+async def wait_until(condition: Callable[[], bool], within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "not within time"
+        await asyncio.sleep(0.02)
