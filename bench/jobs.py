@@ -69,6 +69,8 @@ MODEL, SIZE, SECONDS = "sora-2", "720x1280", 4
 PROMPT = "bench job {}"
 BIG_PROMPT = "bench big clip"
 PROMPT_NUMBER = re.compile(r"bench job (\d+)")
+FINAL_CARD = re.compile(r"Done|Failed|not postable")  # bot/cards.py status_line for posted and failed jobs
+OTHERS_WARNING = 0.05  # share of a core other processes may use before the figures are called disturbed
 DISCORD_GLOBAL_LIMIT = 50  # Discord's global limit for a bot, requests per second
 CACHE = Path(tempfile.gettempdir()) / "soracord-bench-media"
 BOT_LOG = "bot.log"
@@ -87,6 +89,32 @@ def usage() -> dict[str, float]:
         key: int(value) * 1024 for key, value in re.findall(r"^(VmRSS|VmHWM):\s+(\d+) kB", status, re.M)
     }
     return {"cpu": cpu, "rss": memory.get("VmRSS", 0), "hwm": memory.get("VmHWM", 0), "t": time.monotonic()}
+
+
+def machine_cpu() -> dict[str, float]:
+    """CPU seconds the whole machine's processes have run, in all ("cpu") and per core ("cpu0", …),
+    from /proc/stat: user, nice and system time. Interrupt time is left out: most of it is the
+    loopback traffic of our own processes, which their own CPU figures do not include."""
+    tick = os.sysconf("SC_CLK_TCK")
+    busy = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *fields = line.split()
+        if name.startswith("cpu"):
+            user, nice, system = (int(value) for value in fields[:3])
+            busy[name] = (user + nice + system) / tick
+    return busy | {"t": time.monotonic()}
+
+
+def others_load(
+    machine: tuple[dict[str, float], dict[str, float]], measured: float, ours: float, core: int
+) -> tuple[float, float]:
+    """What processes other than ours used during a window, as shares of one core: (on the measured
+    core, in all). `measured` is the measured process's CPU seconds, `ours` all of ours (it included)."""
+    start, end = machine
+    wall = max(end["t"] - start["t"], 1e-9)
+    on_core = end[f"cpu{core}"] - start[f"cpu{core}"] - measured
+    in_all = end["cpu"] - start["cpu"] - ours
+    return max(0.0, on_core / wall), max(0.0, in_all / wall)
 
 
 def reset_peak() -> bool:
@@ -112,6 +140,17 @@ def percentile(values: list[float], p: float) -> float:
         return math.nan
     ordered = sorted(values)
     return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def per_second_peak(times: Iterable[float]) -> int:
+    """The most of these moments that fall within any half-open second [t, t + 1)."""
+    ordered = sorted(times)
+    peak = first = 0
+    for last, moment in enumerate(ordered):
+        while moment - ordered[first] >= 1.0:
+            first += 1
+        peak = max(peak, last - first + 1)
+    return peak
 
 
 def peak_overlap(spans: Iterable[tuple[float, float]]) -> int:
@@ -157,6 +196,12 @@ class BenchVideosAPI(FakeVideosAPI):
     def __init__(self, *, clip: Path, big_clip: Path | None, **options: Any) -> None:
         super().__init__(**options)
         self.clip, self.big_clip = clip, big_clip
+        self.call_times: list[float] = []  # CLOCK_MONOTONIC arrival of each call, as `calls` holds them
+
+    async def _record(self, request: Any) -> Any:
+        call = await super()._record(request)
+        self.call_times.append(time.monotonic())
+        return call
 
     async def _media(self, video: FakeVideo, variant: str) -> Path:
         if variant == "video":
@@ -221,6 +266,8 @@ async def _videos_child(conn: Connection, config: dict[str, Any]) -> None:
                 conn.send(None)
             elif command[0] == "report":
                 conn.send(_videos_report(fake))
+            elif command[0] == "usage":
+                conn.send(usage())
 
 
 def _videos_report(fake: FakeVideosAPI) -> dict[str, Any]:
@@ -238,9 +285,11 @@ def _videos_report(fake: FakeVideosAPI) -> dict[str, Any]:
         for video in fake.videos.values()
     ]
     calls: Counter[str] = Counter()
-    for call in fake.calls:
+    times: list[float] = []
+    for call, at in zip(fake.calls, fake.call_times, strict=True):
         if call.dropped:
             continue
+        times.append(at)
         if call.method == "POST" and call.path == "/videos":
             calls["create"] += 1
         elif call.method == "GET" and re.fullmatch(r"/videos/[^/]+", call.path):
@@ -249,7 +298,7 @@ def _videos_report(fake: FakeVideosAPI) -> dict[str, Any]:
             calls["content " + call.query.get("variant", "video")] += 1
         else:
             calls[f"{call.method} {call.path}"] += 1
-    return {"videos": videos, "calls": dict(calls), "usage": usage()}
+    return {"videos": videos, "calls": dict(calls), "call_times": times, "usage": usage()}
 
 
 async def _bot_child(conn: Connection, config: dict[str, Any]) -> None:
@@ -279,12 +328,22 @@ async def _bot_child(conn: Connection, config: dict[str, Any]) -> None:
         return
     commands = Commands(conn)
     conn.send({"usage": usage()})
+    profile = None
     while True:
         command = await commands.next()
         if command[0] == "stop":
             break
         if command[0] == "reset_peak":
             reset_peak()
+        if command[0] == "profile_on":
+            import cProfile
+
+            profile = cProfile.Profile()
+            profile.enable()
+        if command[0] == "profile_off" and profile is not None:
+            profile.disable()
+            profile.dump_stats(command[1])
+            profile = None
         if connection.done():
             conn.send({"error": "the bot's connection ended: " + _outcome(connection), "usage": usage()})
         else:
@@ -421,6 +480,7 @@ class Side:
     done: int = 0  # clips posted / files written
     once: bool = False  # every job delivered exactly once
     provider_calls: dict[str, int] = field(default_factory=dict)
+    provider_peak: int = 0  # the most provider requests in any one second
     videos_created: int = 0
     cpu_seconds: float = 0.0
     wall_seconds: float = 0.0
@@ -429,6 +489,7 @@ class Side:
     ready_latency: list[float] = field(default_factory=list)  # ready -> posted
     in_flight_peak: int = 0
     fakes_busy: dict[str, float] = field(default_factory=dict)  # share of a core each fake used
+    others: tuple[float, float] = (0.0, 0.0)  # other processes' CPU: (on the measured core, in all)
     big_clip_growth: int | None = None
     big_clip_bytes: int = 0
     big_clip_seconds: float = 0.0
@@ -474,9 +535,7 @@ def busy(before: dict[str, float], after: dict[str, float]) -> float:
 
 
 def bot_settings(args: argparse.Namespace, fake: FakeDiscord, videos: Child, tmp: Path) -> tuple[dict, str]:
-    """The bot's settings, and a note on whether the rate-limit settings exist in this version."""
-    from bot.settings import Settings
-
+    """The bot's settings, and a note saying the request budgets they set."""
     values: dict[str, Any] = {
         "discord_token": fake.token,
         "video_provider": "openai",
@@ -492,21 +551,16 @@ def bot_settings(args: argparse.Namespace, fake: FakeDiscord, videos: Child, tmp
         "max_concurrent_jobs_per_guild": 1000,
         "quota_guild_daily_usd": "100000",
         "quota_member_daily_usd": "100000",
+        "max_queued_jobs_per_guild": 1000,
+        "provider_max_requests_per_second": args.provider_rps,
+        "discord_max_requests_per_second": args.discord_rps,
         "log_level": "INFO",
     }
-    notes = []
-    if "max_queued_jobs_per_guild" in Settings.model_fields:
-        values["max_queued_jobs_per_guild"] = 1000
-    for name, value in (
-        ("provider_max_requests_per_second", args.provider_rps),
-        ("discord_max_requests_per_second", args.discord_rps),
-    ):
-        if name in Settings.model_fields:
-            values[name] = value
-            notes.append(f"{name.upper()}={value:g}")
-        else:
-            notes.append(f"{name.upper()} not in bot.settings.Settings: ignored")
-    return values, "; ".join(notes)
+    note = (
+        f"PROVIDER_MAX_REQUESTS_PER_SECOND={args.provider_rps:g}; "
+        f"DISCORD_MAX_REQUESTS_PER_SECOND={args.discord_rps:g}"
+    )
+    return values, note
 
 
 def is_clip(message: FakeMessage) -> bool:
@@ -560,6 +614,7 @@ async def wait_settled(fake: FakeDiscord, prompts: set[str], deadline: float) ->
 
 async def run_bot_side(args: argparse.Namespace, tmp: Path, cpus: tuple[set[int], set[int]]) -> Side:
     measured, fakes_cpus = cpus
+    core = min(measured)
     fake = FakeDiscord()
     guilds = [fake.add_guild(f"Bench {g}") for g in range(max(1, min(args.guilds, args.jobs)))]
     members = [
@@ -577,7 +632,9 @@ async def run_bot_side(args: argparse.Namespace, tmp: Path, cpus: tuple[set[int]
             bot_config = {"settings": settings, "log": str(log), "cpus": measured}
             bot = await start_child("bot", bot_config)
             first_call = len(fake.calls)
-            mine, fake_videos = usage(), await videos.ask("report")
+            mine, fake_videos, machine = usage(), await videos.ask("usage"), machine_cpu()
+            if args.profile:
+                await bot.ask("profile_on")
             before = (await bot.ask("usage"))["usage"]
             interactions = []
             started = time.monotonic()
@@ -596,17 +653,27 @@ async def run_bot_side(args: argparse.Namespace, tmp: Path, cpus: tuple[set[int]
                 side.notes.append(f"not every job was posted or ended within --timeout {args.timeout:g} s")
             answer = await bot.ask("usage")
             after = answer["usage"]
+            videos_end, mine_end, machine_end = await videos.ask("usage"), usage(), machine_cpu()
+            side.cpu_seconds = after["cpu"] - before["cpu"]
+            fakes_cpu = videos_end["cpu"] - fake_videos["cpu"] + mine_end["cpu"] - mine["cpu"]
+            side.others = others_load(
+                (machine, machine_end), side.cpu_seconds, side.cpu_seconds + fakes_cpu, core
+            )
+            side.fakes_busy = {
+                "fake Discord + driver": busy(mine, mine_end),
+                "fake Videos API": busy(fake_videos, videos_end),
+            }
+            if args.profile:
+                await bot.ask("profile_off", args.profile)
             if "error" in answer:
                 side.notes.append(answer["error"])
-            side.cpu_seconds, side.wall_seconds = after["cpu"] - before["cpu"], after["t"] - started
+            side.wall_seconds = after["t"] - started
             side.peak_rss = after["hwm"]
-            await asyncio.sleep(1.0)  # a duplicate post would show up now
+            # Final card edits may lag behind the posts; a duplicate post would show up meanwhile too.
+            side.extra["cards_final_after"] = await wait_cards_final(fake, prompts, args.card_settle)
             state = await videos.ask("report")
-            side.fakes_busy = {
-                "fake Discord + driver": busy(mine, usage()),
-                "fake Videos API": busy(fake_videos["usage"], state["usage"]),
-            }
             bot_figures(side, fake, interactions, state, first_call, prompts)
+            over_budget(side, args)
             if args.big_clip_mb:
                 await big_clip_through_bot(side, fake, videos, bot, big_guild, big_member, args)
         finally:
@@ -615,6 +682,16 @@ async def run_bot_side(args: argparse.Namespace, tmp: Path, cpus: tuple[set[int]
             await videos.stop()
     side.notes += log_trouble(tmp / BOT_LOG)
     return side
+
+
+def over_budget(side: Side, args: argparse.Namespace) -> None:
+    """A note for each per-second peak above the budget the bot was given (budgets >= 1000 are off)."""
+    for what, peak, rate in (
+        ("provider", side.provider_peak, args.provider_rps),
+        ("Discord (bot-token)", side.extra["discord_peak"], args.discord_rps),
+    ):
+        if rate < 1000 and peak > max(1, math.floor(rate)):
+            side.notes.append(f"{what} requests went over the budget: {peak} in one second, allowed {rate:g}")
 
 
 def bot_figures(
@@ -634,6 +711,7 @@ def bot_figures(
     videos = [video for video in state["videos"] if video["prompt"] in prompts]
     side.videos_created = len(videos)
     side.provider_calls = state["calls"]
+    side.provider_peak = per_second_peak(state["call_times"])
     by_prompt: dict[str, dict[str, Any]] = {}
     for video in videos:
         if video["status"] == "completed":
@@ -646,18 +724,7 @@ def bot_figures(
     latencies(side, videos, posted_at)
 
     calls = fake.calls[first_call:]
-    kinds: Counter[str] = Counter()
-    for call in calls:
-        if call.path.startswith("/interactions/"):
-            kinds["interaction callbacks"] += 1
-        elif call.path.startswith("/webhooks/"):
-            kinds["private answer edits (webhook)"] += 1
-        elif call.method == "POST" and re.fullmatch(r"/channels/\d+/messages", call.path):
-            kinds["channel posts (cards + clips)"] += 1
-        elif call.method == "PATCH" and re.fullmatch(r"/channels/\d+/messages/\d+", call.path):
-            kinds["card edits"] += 1
-        else:
-            kinds[f"other ({call.method} {re.sub(r'[0-9]{5,}', '{id}', call.path)})"] += 1
+    kinds = Counter(call_kind(call) for call in calls)
     gaps, throttled = [], []
     edits = 0
     for card in cards.values():
@@ -673,6 +740,8 @@ def bot_figures(
         "discord_429": sum(1 for call in calls if call.status == 429),
         "discord_peak": fake.requests_per_second_peak(),
         "discord_peak_all": fake.requests_per_second_peak(exclude_interaction_callbacks=False),
+        "busiest_second": busiest_second(fake, calls),
+        "cards_final": sum(1 for card in cards.values() if FINAL_CARD.search(card.text())),
         "card_edits_per_job": edits / side.jobs,
         "shortest_gap": min(gaps, default=math.nan),
         "shortest_throttled_gap": min(throttled, default=math.nan),
@@ -680,6 +749,51 @@ def bot_figures(
         "ended": sum(1 for prompt, card in cards.items() if prompt not in clips and "Failed" in card.text()),
         "cards": len(cards),
     }
+
+
+def call_kind(call: Any) -> str:
+    """What a request to the fake Discord was, in a few words."""
+    if call.path.startswith("/interactions/"):
+        return "interaction callbacks"
+    if call.path.startswith("/webhooks/"):
+        return "private answer edits (webhook)"
+    if call.method == "POST" and re.fullmatch(r"/channels/\d+/messages", call.path):
+        posted = call.payload if isinstance(call.payload, dict) else {}
+        return "clip posts" if call.files or posted.get("attachments") else "card posts"
+    if call.method == "PATCH" and re.fullmatch(r"/channels/\d+/messages/\d+", call.path):
+        return "card edits"
+    return f"other ({call.method} {re.sub(r'[0-9]{5,}', '{id}', call.path)})"
+
+
+def busiest_second(fake: FakeDiscord, calls: list[Any]) -> dict[str, int]:
+    """What made up the busiest second of bot-token requests (as `requests_per_second_peak` counts
+    them: no interaction endpoints), by kind."""
+    times = [
+        c
+        for c in calls
+        if c.headers.get("Authorization") == f"Bot {fake.token}" and not c.interaction_endpoint
+    ]
+    times.sort(key=lambda call: call.time)
+    best, first, span = 0, 0, (0, 0)
+    for last, call in enumerate(times):
+        while call.time - times[first].time >= 1.0:
+            first += 1
+        if last - first + 1 > best:
+            best, span = last - first + 1, (first, last + 1)
+    return dict(Counter(call_kind(call) for call in times[span[0] : span[1]]))
+
+
+async def wait_cards_final(fake: FakeDiscord, prompts: set[str], within: float) -> float | None:
+    """Seconds until every job's card shows its end (at least one second), or None after `within`."""
+    started = time.monotonic()
+    await asyncio.sleep(1.0)
+    while True:
+        cards, _ = job_messages(fake, prompts)
+        if len(cards) == len(prompts) and all(FINAL_CARD.search(card.text()) for card in cards.values()):
+            return time.monotonic() - started
+        if time.monotonic() - started >= within:
+            return None
+        await asyncio.sleep(0.25)
 
 
 async def big_clip_through_bot(
@@ -742,13 +856,18 @@ async def run_baseline_side(args: argparse.Namespace, tmp: Path, cpus: tuple[set
             "baseline",
             {**videos.hello, "interval": args.interval, "out": str(out), "cpus": measured},
         )
-        fake_before = await videos.ask("report")
+        fake_before, mine, machine = await videos.ask("usage"), usage(), machine_cpu()
         outcome = await baseline.ask(
             "run", args.jobs, args.dispatch_rate, args.timeout, timeout=args.timeout + 30
         )
+        fake_after, mine_end, machine_end = await videos.ask("usage"), usage(), machine_cpu()
         state = await videos.ask("report")
-        side.fakes_busy = {"fake Videos API": busy(fake_before["usage"], state["usage"])}
+        side.fakes_busy = {"fake Videos API": busy(fake_before, fake_after)}
         side.cpu_seconds = outcome["after"]["cpu"] - outcome["before"]["cpu"]
+        fakes_cpu = fake_after["cpu"] - fake_before["cpu"] + mine_end["cpu"] - mine["cpu"]
+        side.others = others_load(
+            (machine, machine_end), side.cpu_seconds, side.cpu_seconds + fakes_cpu, min(measured)
+        )
         side.wall_seconds = outcome["after"]["t"] - outcome["before"]["t"]
         side.peak_rss = outcome["after"]["hwm"]
         side.done = len(outcome["written"])
@@ -756,6 +875,7 @@ async def run_baseline_side(args: argparse.Namespace, tmp: Path, cpus: tuple[set
         if outcome["errors"]:
             side.notes += [f"{len(outcome['errors'])} job(s) failed", *outcome["errors"][:5]]
         side.provider_calls = state["calls"]
+        side.provider_peak = per_second_peak(state["call_times"])
         side.videos_created = len(state["videos"])
         latencies(side, state["videos"], outcome["written"])
         if args.big_clip_mb:
@@ -820,6 +940,11 @@ def report(results: Results) -> str:
         f"{b.provider_calls.get('status', 0) / b.jobs:.2f}" if base else "",
     )
     row(
+        "most provider requests in one second",
+        str(bot.provider_peak),
+        str(b.provider_peak) if base else "",
+    )
+    row(
         "CPU ms per job",
         f"{bot.cpu_ms_per_job:.1f}",
         f"{b.cpu_ms_per_job:.1f}" if base else "",
@@ -861,7 +986,15 @@ def report(results: Results) -> str:
         f"{extra['discord_429']} answered 429",
         f"  card edits per job: {extra['card_edits_per_job']:.2f}; shortest gap between two edits of one "
         f"card: {seconds(extra['shortest_gap'])} ({seconds(extra['shortest_throttled_gap'])} leaving out "
-        "each card's final edit, which skips the throttle)",
+        "each card's final edit, which the bot may send sooner)",
+        "  busiest second: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(extra["busiest_second"].items(), key=lambda kv: -kv[1])),
+        f"  cards showing the job's end: {extra['cards_final']}/{bot.jobs} "
+        + (
+            f"({extra['cards_final_after']:.1f} s after the last post)"
+            if extra["cards_final_after"] is not None
+            else f"(still not all {args.card_settle:g} s after the last post)"
+        ),
         f"  private answers settled: {extra['answered']}/{bot.jobs}; cards: {extra['cards']}/{bot.jobs}; "
         f"ended without a clip: {extra['ended']}; "
         f"provider videos created: {bot.videos_created}",
@@ -873,6 +1006,17 @@ def report(results: Results) -> str:
             else ""
         ),
     ]
+    for side in (bot, b) if base else (bot,):
+        on_core, in_all = side.others
+        lines.append(
+            f"other processes during the {side.name} run: {on_core:.0%} of the measured core, "
+            f"{in_all:.0%} of a core in all"
+        )
+        if on_core > OTHERS_WARNING or in_all > 2 * OTHERS_WARNING:
+            side.notes.append(
+                "WARNING: other processes were busy on this machine during the run; these figures are "
+                "disturbed (run again when it is quiet)"
+            )
     for side in (bot, b):
         if side.notes:
             lines.append(f"{side.name} notes:")
@@ -895,11 +1039,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--members", type=int, default=10, help="members per guild")
     parser.add_argument("--big-clip-mb", type=int, default=100, help="size of the big clip (0: skip it)")
     parser.add_argument("--big-clip-timeout", type=float, default=120.0)
+    parser.add_argument(
+        "--card-settle",
+        type=float,
+        default=30.0,
+        help="how long to wait for final card edits after the posts",
+    )
     parser.add_argument("--timeout", type=float, default=None, help="per side (default: generous)")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="cProfile the bot process from the first dispatch until every job is settled; write the "
+        "stats to FILE (read them with python -m pstats FILE); inflates the bot's CPU figures",
+    )
     args = parser.parse_args(argv)
     if args.jobs < 1 or args.dispatch_rate <= 0 or args.interval <= 0 or args.job_seconds < 0:
         parser.error("--jobs, --dispatch-rate and --interval must be positive")
+    if args.profile:
+        args.profile = str(Path(args.profile).resolve())  # the bot process writes it
     if args.timeout is None:
         args.timeout = args.jobs / args.dispatch_rate + args.job_seconds + 60 + args.jobs * 0.1
     return args
