@@ -533,7 +533,7 @@ class JobRunner:
             actual_cost_micros=video.cost_micros,  # some providers say it only here (AI/ML API)
         )
         await self.delivery.update_card(job)
-        return self._jittered(self._next_poll(job, video))
+        return self._poll_after(job, video)
 
     # -- submitting: the outcome is unknown ---------------------------------------------------------
 
@@ -594,7 +594,7 @@ class JobRunner:
             else:
                 job = replace(job, progress=now_seen[0])
             await self.delivery.update_card(job, note=queue_note(video))
-        return self._jittered(self._next_poll(job, video))
+        return self._poll_after(job, video)
 
     def _next_poll(self, job: Job, video: Video) -> float:
         """Sparse while far from done, every POLL_INTERVAL_SECONDS when close: from the provider's hint,
@@ -621,6 +621,13 @@ class JobRunner:
         progress = self._seen[job.id][0] if job.id in self._seen else job.progress
         remaining = self._remaining(job, progress)
         return CLOSE if remaining is not None and remaining <= 2 * self.timing.poll_interval else FAR
+
+    def _poll_after(self, job: Job, video: Video) -> float:
+        """The next poll's delay with jitter, never before the provider's hint, never past the gap cap."""
+        hint = min(video.poll_after, self.timing.max_poll_hint) if video.poll_after is not None else 0.0
+        delay = self._jittered(self._next_poll(job, video))
+        cap = max(hint, self.timing.max_poll_gap, self.timing.poll_interval * (1 + self.timing.poll_jitter))
+        return min(max(delay, hint), cap)
 
     def _jittered(self, delay: float) -> float:
         spread = delay * self.timing.poll_jitter
