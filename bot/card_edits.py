@@ -113,6 +113,7 @@ class CardEdits:
                 await self._edit(wanted.job, embed, view)
         except discord.HTTPException as error:
             log.warning("Job %s: could not edit its card: %s", job_id, error)
+            rendered = ""  # not shown: the next state is sent even if it is the same (still spaced)
         self._shown[job_id] = (self.clock(), rendered)
 
     def _interval(self, job: Job) -> float:
