@@ -38,6 +38,7 @@ from typing import Any, ClassVar, Self
 from aiohttp import web
 
 from tests.fakes.faults import FaultScript, ScriptedFault
+from tests.fakes.listeners import TwoListeners
 from tests.fakes.videos_fake import (
     IMAGE_TYPES,
     Call,
@@ -125,7 +126,7 @@ def even(value: float) -> int:
     return max(2, round(value / 2) * 2)
 
 
-class RecordingFake:
+class RecordingFake(TwoListeners):
     """An aiohttp app on two 127.0.0.1 ports: the provider's API and a "CDN" (another origin).
 
     Every request is recorded in ``calls`` (``port`` tells which listener got it). Subclasses add
@@ -142,7 +143,6 @@ class RecordingFake:
         self.calls: list[Call] = []
         self._faults = FaultScript(whole_path=True)
         self._media_locks: dict[Path, asyncio.Lock] = {}
-        self._runner: web.AppRunner | None = None
         self.port = 0
         self.cdn_port = 0
 
@@ -151,23 +151,8 @@ class RecordingFake:
     async def start(self) -> Self:
         app = web.Application(middlewares=[self._middleware], client_max_size=32 << 20)
         self._add_routes(app.router)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        for _ in range(2):
-            await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        (_, self.port), (_, self.cdn_port) = (address[:2] for address in self._runner.addresses)
+        await self._listen(app)
         return self
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     @property
     def origin(self) -> str:

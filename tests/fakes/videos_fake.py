@@ -47,6 +47,7 @@ from aiohttp import web
 from PIL import Image
 
 from tests.fakes.faults import FaultScript, ScriptedFault
+from tests.fakes.listeners import TwoListeners
 from tests.fakes.mp4 import make_mp4, make_spritesheet_jpeg, make_thumbnail_webp
 
 API_PREFIX = "/v1"
@@ -252,7 +253,7 @@ class FakeVideo:
         return int(self.size.split("x")[1])
 
 
-class FakeVideosAPI:
+class FakeVideosAPI(TwoListeners):
     """The fake provider. Switches are plain attributes or methods; see the module docstring."""
 
     def __init__(
@@ -295,7 +296,6 @@ class FakeVideosAPI:
         self._hold: asyncio.Event | None = None
         self._calls_changed = asyncio.Condition()
         self._media_locks: dict[Path, asyncio.Lock] = {}
-        self._runner: web.AppRunner | None = None
         self.port = 0
         self.cdn_port = 0
 
@@ -313,23 +313,8 @@ class FakeVideosAPI:
         app.router.add_post("/v2/video/generations", self._aiml_create)
         app.router.add_get("/v2/video/generations", self._aiml_retrieve)
         app.router.add_get("/files/{number}.mp4", self._file)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        for _ in range(2):
-            await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        (_, self.port), (_, self.cdn_port) = (address[:2] for address in self._runner.addresses)
+        await self._listen(app)
         return self
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     @property
     def root_url(self) -> str:
