@@ -98,7 +98,12 @@ class Intake:
                 extended_from=request.extend_of.id if request.extend_of else None,
             )
         )
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+        except discord.NotFound:  # past Discord's 3 s: the member sees "did not respond"; nothing spent
+            log.warning("Job %s: acknowledged too late (interaction expired); dropped", job.id)
+            await bot.store.fail(job.id, "The bot answered too late; nothing was charged.")
+            return None
         image: Path | None = None
         try:
             spec = bot.catalogue.check_request(
