@@ -17,6 +17,7 @@ from bot.buttons import card_view_factory, clip_view_factory
 from bot.catalogue import Catalogue
 from bot.catalogue_refresh import ModelsRefresher
 from bot.database import AnyDatabase, describe_database, open_database
+from bot.db_postgres import PostgresDatabase
 from bot.discord_budget import budget_bot_calls
 from bot.discord_delivery import DiscordDelivery
 from bot.errors import handle_command_error
@@ -58,7 +59,7 @@ class SoraBot(commands.AutoShardedBot):
     db: AnyDatabase
     http_session: aiohttp.ClientSession
     quotas: Quotas
-    leases: Leases
+    leases: Leases | None  # only on PostgreSQL: SQLite is one process, nobody to share jobs with
     store: JobStore
     video_client: VideoClient
     delivery: DiscordDelivery
@@ -104,8 +105,12 @@ class SoraBot(commands.AutoShardedBot):
         self.db = await open_database(settings)
         self.http_session = aiohttp.ClientSession()
         self.quotas = Quotas(self.db, default_limits(settings))
-        self.leases = Leases(self.db, seconds=settings.job_lease_seconds)
-        self.store = LeasedJobStore(self.db, self.quotas, self.leases)
+        if isinstance(self.db, PostgresDatabase):
+            self.leases = Leases(self.db, seconds=settings.job_lease_seconds)
+            self.store = LeasedJobStore(self.db, self.quotas, self.leases)
+        else:
+            self.leases = None
+            self.store = JobStore(self.db, self.quotas)
         self.video_client = create_video_client(
             settings.video_provider,
             settings.api_base,
