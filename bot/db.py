@@ -14,12 +14,20 @@ from typing import Any
 
 import aiosqlite
 
+from bot.reasons import PlainError
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 MIGRATION_NAME = re.compile(r"^(\d{4})_[\w-]+\.sql$")
 #: A migration containing this line rebuilds tables: it runs with foreign keys off, checked before commit.
 REBUILDS_TABLES = "-- migration: rebuilds tables"
+#: A state change is one `UPDATE … RETURNING` (one trip to the database); RETURNING came in SQLite 3.35.
+MIN_SQLITE = (3, 35, 0)
+
+
+class DatabaseUnavailable(PlainError):
+    """The database cannot be used (unreachable, a wrong URL, too old); the reason never has a password."""
 
 
 class MigrationError(RuntimeError):
@@ -46,6 +54,11 @@ class Database:
 
     @classmethod
     async def open(cls, path: Path) -> Database:
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise DatabaseUnavailable(
+                f"this Python's SQLite is {sqlite3.sqlite_version}; the bot needs 3.35 or newer"
+                " (or PostgreSQL: set DATABASE_URL)"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         connection = await aiosqlite.connect(path, isolation_level=None)
         connection.row_factory = aiosqlite.Row
@@ -80,12 +93,14 @@ class Database:
             return cursor.lastrowid or 0
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        async with self._lock, self._conn.execute(sql, tuple(params)) as cursor:
-            return await cursor.fetchone()
+        """The first row of one statement: a query, or one write with RETURNING (its own transaction)."""
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        async with self._lock, self._conn.execute(sql, tuple(params)) as cursor:
-            return list(await cursor.fetchall())
+        # One trip to aiosqlite's thread (execute, fetch and close there), not three.
+        async with self._lock:
+            return list(await self._conn.execute_fetchall(sql, tuple(params)))
 
     async def _pragma(self, setting: str) -> None:
         async with self._lock:

@@ -28,8 +28,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncpg
 
-from bot.db import MIGRATIONS_DIR, MigrationError, migration_files
-from bot.reasons import PlainError
+from bot.db import MIGRATIONS_DIR, DatabaseUnavailable, MigrationError, migration_files
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +52,6 @@ _TOKENS = re.compile(
 _INSERT_INTO = re.compile(r"\s*INSERT\s+INTO\s+(\w+)", re.IGNORECASE)
 _WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
 _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
-
-
-class DatabaseUnavailable(PlainError):
-    """The database could not be reached or the URL is wrong; the reason never contains the password."""
 
 
 class Result(Enum):

@@ -62,8 +62,11 @@ class JobStore:
         }
         columns = ", ".join(values)
         marks = ", ".join("?" for _ in values)
-        job_id = await self.db.execute(f"INSERT INTO jobs ({columns}) VALUES ({marks})", values.values())
-        return await self.require(job_id)
+        row = await self.db.fetchone(
+            f"INSERT INTO jobs ({columns}) VALUES ({marks}) RETURNING *", tuple(values.values())
+        )
+        assert row is not None  # an INSERT … RETURNING gives its row
+        return Job.from_row(row)
 
     async def get(self, job_id: int) -> Job | None:
         row = await self.db.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
@@ -77,9 +80,10 @@ class JobStore:
 
     async def update(self, job_id: int, **changes: Any) -> Job:
         """Change fields that are not the job's state (e.g. progress), whatever state it is in."""
-        async with self.db.transaction() as conn:
-            await self._update(conn, job_id, changes)
-        return await self.require(job_id)
+        job = await self._changed(job_id, changes)
+        if job is None:
+            raise LookupError(f"job {job_id} does not exist")
+        return job
 
     async def transition(
         self, job_id: int, expected: JobStatus, new: JobStatus | None = None, **changes: Any
@@ -87,10 +91,19 @@ class JobStore:
         """Move the job from `expected` to `new` (or only change fields while it is in `expected`)."""
         if new is not None:
             changes["status"] = new.value
-        async with self.db.transaction() as conn:
-            if not await self._update(conn, job_id, changes, expected=(expected,)):
-                raise StaleJob(f"job {job_id} is no longer {expected}")
-        return await self.require(job_id)
+        job = await self._changed(job_id, changes, expected=(expected,))
+        if job is None:
+            raise StaleJob(f"job {job_id} is no longer {expected}")
+        return job
+
+    async def _changed(
+        self, job_id: int, changes: dict[str, Any], *, expected: tuple[JobStatus, ...] | None = None
+    ) -> Job | None:
+        """One guarded UPDATE … RETURNING (a transaction of its own): the changed job, or None if it is
+        not in one of `expected`. One statement, so one trip to the database for a state change."""
+        sql, params = self._update_sql(job_id, changes, expected)
+        row = await self.db.fetchone(f"{sql} RETURNING *", params)
+        return Job.from_row(row) if row else None
 
     async def _update(
         self,
@@ -100,7 +113,14 @@ class JobStore:
         *,
         expected: tuple[JobStatus, ...] | None = None,
     ) -> bool:
-        """UPDATE one job (only while its status is one of `expected`, if given); True if it changed."""
+        """UPDATE one job inside a transaction (only while its status is one of `expected`, if given);
+        True if it changed."""
+        cursor = await conn.execute(*self._update_sql(job_id, changes, expected))
+        return cursor.rowcount == 1
+
+    def _update_sql(
+        self, job_id: int, changes: dict[str, Any], expected: tuple[JobStatus, ...] | None
+    ) -> tuple[str, tuple[Any, ...]]:
         unknown = set(changes) - set(JOB_COLUMNS)
         if unknown:
             raise ValueError(f"unknown job columns: {sorted(unknown)}")
@@ -111,8 +131,7 @@ class JobStore:
         if expected is not None:
             sql += f" AND status IN ({', '.join('?' for _ in expected)})"
             params += tuple(status.value for status in expected)
-        cursor = await conn.execute(sql, params)
-        return cursor.rowcount == 1
+        return sql, params
 
     async def reserve(self, job: Job, cost_micros: int, *, queue_limit: int = 0, **changes: Any) -> Job:
         """Reserve the budget and accept the job in one transaction: it starts (reserved) when the server
