@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.db import MIGRATIONS_DIR, Database, MigrationError
+from bot.db import MIGRATIONS_DIR, Database, DatabaseUnavailable, MigrationError
 
 
 async def test_migrations_apply_once_in_order(tmp_path: Path) -> None:
@@ -73,3 +73,29 @@ async def test_a_transaction_cancelled_midway_is_rolled_back(tmp_path: Path) -> 
     finally:
         await db.close()
     assert rows == [2]
+
+
+async def test_a_sqlite_without_returning_is_refused_with_a_plain_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.db.sqlite3.sqlite_version_info", (3, 34, 1))
+    monkeypatch.setattr("bot.db.sqlite3.sqlite_version", "3.34.1")
+    with pytest.raises(DatabaseUnavailable) as raised:
+        await Database.open(tmp_path / "db.sqlite3")
+    assert "3.34.1" in str(raised.value) and "3.35" in str(raised.value)
+    assert not (tmp_path / "db.sqlite3").exists()
+
+
+async def test_a_guarded_write_with_returning_changes_only_a_matching_row(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "db.sqlite3")
+    try:
+        await db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, state TEXT)")
+        await db.execute("INSERT INTO t (state) VALUES ('a')")
+        moved = await db.fetchone("UPDATE t SET state = 'b' WHERE id = 1 AND state = 'a' RETURNING *")
+        stale = await db.fetchone("UPDATE t SET state = 'c' WHERE id = 1 AND state = 'a' RETURNING *")
+        stored = await db.fetchall("SELECT state FROM t")
+    finally:
+        await db.close()
+    assert moved is not None and moved["state"] == "b"
+    assert stale is None
+    assert [row["state"] for row in stored] == ["b"]
