@@ -29,6 +29,7 @@ from av.audio.stream import AudioStream
 from av.container import InputContainer, OutputContainer
 from av.video.stream import VideoStream
 
+from bot.media.mp4_boxes import ClipShape, DamagedClip, read_shape
 from bot.reasons import PlainError
 
 log = logging.getLogger(__name__)
@@ -84,11 +85,10 @@ def fit_video(source: Path, limit_bytes: int, workdir: Path) -> FitResult:
     Raises VideoFitError if the source cannot be read as a video or no acceptable encode fits.
     Nothing is left in ``workdir`` except a successful result.
     """
-    probe = probe_video(source)
     size = source.stat().st_size
     if size <= limit_bytes:
-        return FitResult(source, False, size, probe.width, probe.height, probe.duration)
-
+        return _as_it_is(source, size)
+    probe = probe_video(source)
     dest = workdir / f"fit-{uuid.uuid4().hex}.mp4"
     try:
         plan, out_size = _encode_within(source, dest, probe, limit_bytes)
@@ -107,6 +107,18 @@ def fit_video(source: Path, limit_bytes: int, workdir: Path) -> FitResult:
         plan.video_bit_rate // 1000,
     )
     return FitResult(dest, True, out_size, result.width, result.height, result.duration)
+
+
+def _as_it_is(source: Path, size: int) -> FitResult:
+    """A clip within the limit, checked from its boxes (PyAV only for files they cannot judge)."""
+    try:
+        shape = read_shape(source)
+    except DamagedClip as exc:
+        raise VideoFitError(str(exc)) from None
+    if shape is None:
+        probe = probe_video(source)
+        shape = ClipShape(probe.width, probe.height, probe.duration)
+    return FitResult(source, False, size, shape.width, shape.height, shape.duration)
 
 
 def _encode_within(source: Path, dest: Path, probe: VideoProbe, limit_bytes: int) -> tuple[_Plan, int]:
