@@ -18,7 +18,7 @@ from bot.catalogue import Catalogue
 from bot.catalogue_refresh import ModelsRefresher
 from bot.database import AnyDatabase, describe_database, open_database
 from bot.db_postgres import PostgresDatabase
-from bot.discord_budget import budget_bot_calls
+from bot.discord_budget import discord_budget_trace
 from bot.discord_delivery import DiscordDelivery
 from bot.errors import handle_command_error
 from bot.intake import Intake
@@ -27,7 +27,7 @@ from bot.jobs.runner import JobRunner, RunnerTiming
 from bot.jobs.store import JobStore
 from bot.offer import Offer
 from bot.quotas import Limits, Quotas
-from bot.ratelimit import RequestBudget
+from bot.ratelimit import DISCORD_PRIORITY, RequestBudget
 from bot.settings import Settings, usd_to_micros
 from bot.videos import RetryPolicy, VideoClient, create_video_client
 
@@ -78,6 +78,9 @@ class SoraBot(commands.AutoShardedBot):
         point_discord_at(str(settings.discord_api_base_url), str(settings.discord_gateway_url))
         intents = discord.Intents.none()
         intents.guilds = True
+        self.discord_budget = RequestBudget(
+            settings.discord_max_requests_per_second, priority=DISCORD_PRIORITY
+        )
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -88,10 +91,10 @@ class SoraBot(commands.AutoShardedBot):
             member_cache_flags=discord.MemberCacheFlags.none(),
             chunk_guilds_at_startup=False,
             **shard_options(settings),
+            http_trace=discord_budget_trace(self.discord_budget),  # every bot-token call, as it goes out
             **client_options,
         )
         self.settings = settings
-        budget_bot_calls(self.http, RequestBudget(settings.discord_max_requests_per_second))
         self.catalogue = catalogue
         self.offer = Offer.from_settings(catalogue, settings)
         self.timing = timing or RunnerTiming(poll_interval=settings.poll_interval_seconds)

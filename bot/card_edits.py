@@ -13,32 +13,23 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextvars import ContextVar
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import discord
 
 from bot.jobs.models import Job
+from bot.ratelimit import DISCORD_PRIORITY
 
 log = logging.getLogger(__name__)
 
-#: Discord calls made in this context get this priority in the bot's request budget (0 = most urgent).
-DISCORD_PRIORITY: ContextVar[int] = ContextVar("discord_priority", default=1)
+#: Discord calls made inside `with discord_priority(level):` get that priority in the bot's request
+#: budget (0 = most urgent); the one mechanism is `bot.ratelimit.Priority`.
+discord_priority = DISCORD_PRIORITY
 URGENT, ROUTINE = 0, 2
 #: Cards older than an hour are edited more slowly (Discord's code 30046 on old messages).
 SLOW_AFTER = 3600.0
 SLOW_FACTOR = 10
-
-
-@contextlib.contextmanager
-def discord_priority(level: int) -> Iterator[None]:
-    """Discord calls made inside get `level` in the bot's request budget."""
-    token = DISCORD_PRIORITY.set(level)
-    try:
-        yield
-    finally:
-        DISCORD_PRIORITY.reset(token)
 
 
 Render = Callable[[Job, str | None], Awaitable[tuple[discord.Embed, discord.ui.View | None]]]

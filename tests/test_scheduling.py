@@ -1,5 +1,5 @@
-"""Scheduling without real time: when the runner polls a job, how card edits are coalesced and spaced,
-and which Discord calls wait on the bot's request budget.
+"""Scheduling without real time: when the runner polls a job, and how card edits are coalesced and spaced
+(which Discord calls wait on the bot's request budget: tests/test_discord_budget.py).
 
 Every clock and sleep is injected (a manual clock; sleeps that only return when the test moves time on),
 so nothing here waits and no assertion depends on how fast the machine is.
@@ -20,11 +20,9 @@ from typing import Any
 import discord
 import pytest
 
-from bot.card_edits import DISCORD_PRIORITY, ROUTINE, SLOW_FACTOR, URGENT, CardEdits, discord_priority
-from bot.discord_budget import budget_bot_calls
+from bot.card_edits import DISCORD_PRIORITY, ROUTINE, SLOW_FACTOR, URGENT, CardEdits
 from bot.jobs.models import Job, JobStatus
 from bot.jobs.runner import CLOSE, FAR, PACE_MARGIN, JobRunner, RunnerTiming
-from bot.ratelimit import RequestBudget
 from bot.videos.models import Video, VideoStatus
 
 NOW = 1_000_000.0
@@ -465,125 +463,3 @@ async def test_a_job_without_a_card_is_ignored(edits: CardEdits, card: Card) -> 
     edits.want(make_job(card_message_id=None))
     await settle()
     assert card.sent == [] and kept(edits, 1) == []
-
-
-# -- the Discord budget: bot-token calls wait, interaction webhooks never -------------------------------
-
-
-class RecordingBudget:
-    """A budget that records who asked, in which priority; `closed` makes every acquire wait forever."""
-
-    def __init__(self) -> None:
-        self.asked: list[int] = []
-        self.closed = False
-
-    async def acquire(self, priority: int = 0) -> None:
-        self.asked.append(priority)
-        if self.closed:
-            await asyncio.Event().wait()
-
-
-class Sent:
-    """Stands in for discord.py's own `request` (which would go to the network): records the routes."""
-
-    def __init__(self) -> None:
-        self.routes: list[tuple[str, str]] = []
-
-    async def __call__(self, route: discord.http.Route, **kwargs: Any) -> Any:
-        self.routes.append((route.method, route.path))
-        return {"id": "1", "route": route.path}
-
-
-@pytest.fixture
-async def http() -> tuple[discord.http.HTTPClient, Sent]:
-    client = discord.http.HTTPClient(asyncio.get_running_loop())
-    sent = Sent()
-    client.request = sent  # type: ignore[method-assign]
-    return client, sent
-
-
-WEBHOOK = discord.http.Route(
-    "PATCH", "/webhooks/{webhook_id}/{webhook_token}/messages/@original", webhook_id=1, webhook_token="tok"
-)
-CALLBACK = discord.http.Route(
-    "POST",
-    "/interactions/{interaction_id}/{interaction_token}/callback",
-    interaction_id=2,
-    interaction_token="t",
-)
-
-
-async def test_channel_calls_wait_on_the_budget_in_their_priority(
-    http: tuple[discord.http.HTTPClient, Sent],
-) -> None:
-    client, sent = http
-    budget = RecordingBudget()
-    budget_bot_calls(client, budget)  # type: ignore[arg-type]
-    await client.send_message(20, params=discord.http.handle_message_parameters(content="card"))
-    with discord_priority(URGENT):
-        await client.edit_message(20, 30, params=discord.http.handle_message_parameters(content="done"))
-    with discord_priority(ROUTINE):
-        await client.edit_message(20, 30, params=discord.http.handle_message_parameters(content="50 %"))
-    assert budget.asked == [DISCORD_PRIORITY.get(), URGENT, ROUTINE]
-    assert sent.routes == [
-        ("POST", "/channels/{channel_id}/messages"),
-        ("PATCH", "/channels/{channel_id}/messages/{message_id}"),
-        ("PATCH", "/channels/{channel_id}/messages/{message_id}"),
-    ]
-
-
-async def test_interaction_webhooks_never_wait_on_the_budget(
-    http: tuple[discord.http.HTTPClient, Sent],
-) -> None:
-    client, sent = http
-    budget = RecordingBudget()
-    budget.closed = True  # a bot-token call would wait forever
-    budget_bot_calls(client, budget)  # type: ignore[arg-type]
-    for route in (WEBHOOK, CALLBACK):
-        async with asyncio.timeout(5):  # a deadline against a hang, not a timing assertion
-            await client.request(route, json={"content": "x"})
-    assert budget.asked == []
-    assert [path for _, path in sent.routes] == [WEBHOOK.path, CALLBACK.path]
-    channel_call = asyncio.create_task(
-        client.request(discord.http.Route("GET", "/channels/{channel_id}", channel_id=20))
-    )
-    await settle()
-    assert not channel_call.done() and budget.asked == [DISCORD_PRIORITY.get()]
-    channel_call.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await channel_call
-    assert len(sent.routes) == 2
-
-
-async def test_a_real_budget_holds_channel_calls_but_lets_webhooks_through(
-    http: tuple[discord.http.HTTPClient, Sent],
-) -> None:
-    """With the real RequestBudget spent for this second, a channel call waits for the next one while
-    interaction webhooks go straight through; the urgent call goes before the routine one."""
-    client, sent = http
-    time_ = ManualTime()
-    budget = RequestBudget(1, clock=time_.clock, sleep=time_.sleep)
-    budget_bot_calls(client, budget)
-    channel = discord.http.Route("GET", "/channels/{channel_id}", channel_id=20)
-    await client.request(channel)  # the one start this second allows
-
-    async def routine() -> None:
-        with discord_priority(ROUTINE):
-            await client.request(discord.http.Route("GET", "/channels/{channel_id}/routine", channel_id=20))
-
-    async def urgent() -> None:
-        with discord_priority(URGENT):
-            await client.request(discord.http.Route("GET", "/channels/{channel_id}/urgent", channel_id=20))
-
-    waiting = [asyncio.create_task(routine()), asyncio.create_task(urgent())]
-    await settle()
-    await client.request(WEBHOOK)
-    await client.request(CALLBACK)
-    assert [path for _, path in sent.routes] == [channel.path, WEBHOOK.path, CALLBACK.path]
-    await time_.advance(1.0)
-    await time_.advance(1.0)
-    await asyncio.gather(*waiting)
-    assert [path for _, path in sent.routes][3:] == [
-        "/channels/{channel_id}/urgent",
-        "/channels/{channel_id}/routine",
-    ]
