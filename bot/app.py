@@ -27,7 +27,7 @@ from bot.jobs.runner import JobRunner, RunnerTiming
 from bot.jobs.store import JobStore
 from bot.offer import Offer
 from bot.quotas import Limits, Quotas
-from bot.ratelimit import DISCORD_PRIORITY, RequestBudget
+from bot.ratelimit import DISCORD_PRIORITY, PROVIDER_PRIORITY, RequestBudget
 from bot.settings import Settings, usd_to_micros
 from bot.videos import RetryPolicy, VideoClient, create_video_client
 
@@ -120,6 +120,7 @@ class SoraBot(commands.AutoShardedBot):
             settings.video_api_key.get_secret_value(),
             self.http_session,
             retry=RetryPolicy(attempts=1),  # the runner's loop owns waiting and retrying
+            budget=RequestBudget(settings.provider_max_requests_per_second, priority=PROVIDER_PRIORITY),
         )
         self.delivery = DiscordDelivery(
             self,
@@ -137,7 +138,6 @@ class SoraBot(commands.AutoShardedBot):
             work_dir=settings.work_dir,
             timing=self.timing,
             max_download_bytes=settings.max_download_mb << 20,
-            provider_budget=RequestBudget(settings.provider_max_requests_per_second),
             max_in_flight=self._max_in_flight,
             leases=self.leases,
         )

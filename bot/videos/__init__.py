@@ -90,7 +90,8 @@ def create_video_client(
 ) -> VideoClient:
     """A client for ``dialect`` (a key of :data:`DIALECTS`, case-insensitive); ValueError if unknown.
 
-    ``options`` are the dialect class's keyword arguments (auth, retry, sleep, timeouts).
+    ``options`` are the dialect class's keyword arguments (auth, retry, sleep, timeouts, and the
+    ``budget`` every HTTP request of the client takes first).
     """
     try:
         cls = DIALECTS[dialect.strip().lower()]

@@ -18,6 +18,7 @@ import aiohttp
 from yarl import URL
 
 from bot.catalogue import ModelSpec
+from bot.ratelimit import RequestBudget
 
 from .errors import (
     NotFoundError,
@@ -65,7 +66,9 @@ class BaseVideoClient(ABC):
     """Common base of the dialects. Operations a dialect lacks raise UnsupportedOperation.
 
     ``sleep`` is what inline retries wait with (tests inject a recorder); ``retry`` decides
-    which failures are retried and how long to wait.
+    which failures are retried and how long to wait. ``budget`` (None: no limit) is taken right
+    before each HTTP request, so one call that makes several requests (a download that falls back
+    to the result URL, inline retries) counts each; a 429 slows the whole budget down.
     """
 
     dialect: ClassVar[str]
@@ -86,6 +89,7 @@ class BaseVideoClient(ABC):
         sleep: Sleep = asyncio.sleep,
         timeout: aiohttp.ClientTimeout = JSON_TIMEOUT,
         download_timeout: aiohttp.ClientTimeout = DOWNLOAD_TIMEOUT,
+        budget: RequestBudget | None = None,
     ) -> None:
         base = URL(base_url.rstrip("/"))
         if not base.absolute or base.scheme not in ("http", "https"):
@@ -98,6 +102,7 @@ class BaseVideoClient(ABC):
         self._sleep = sleep
         self._timeout = timeout
         self._download_timeout = download_timeout
+        self.budget = budget if budget is not None else RequestBudget(0)
 
     def __repr__(self) -> str:  # never shows the key
         return f"<{type(self).__name__} {self._base}>"
@@ -270,13 +275,14 @@ class BaseVideoClient(ABC):
         """Send one request and return the decoded JSON answer and the response headers."""
         data = form() if form is not None else None
         headers = self._headers(url, Accept="application/json")
+        await self.budget.acquire()
         try:
             async with self._session.request(
                 method, url, headers=headers, json=json_body, data=data, timeout=self._timeout
             ) as resp:
                 log.debug("%s %s -> %d", method, url.path, resp.status)
                 if resp.status >= 400:
-                    raise await self._error_from(resp)
+                    raise self._slowed_down_by(await self._error_from(resp))
                 body = await _read_limited(resp, _MAX_JSON_BYTES)
                 answer_headers = resp.headers
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -304,6 +310,12 @@ class BaseVideoClient(ABC):
         details = parse_error_body(body, reason=f"HTTP {resp.status} {resp.reason or ''}".strip())
         return self._error(resp.status, details, retry_after=parse_retry_after(resp.headers))
 
+    def _slowed_down_by(self, error: VideoAPIError) -> VideoAPIError:
+        """A 429 slows every request of the budget down (for its Retry-After, else a second)."""
+        if isinstance(error, RateLimitedError):
+            self.budget.slow_down(error.retry_after or 1.0)
+        return error
+
     def _error(
         self, status: int, details: ErrorDetails, *, retry_after: float | None = None
     ) -> VideoAPIError:
@@ -328,12 +340,13 @@ class BaseVideoClient(ABC):
         temp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
         done = False
         try:
+            await self.budget.acquire()
             async with self._session.get(
                 url, headers=self._headers(url), timeout=self._download_timeout
             ) as resp:
                 log.debug("GET %s -> %d", url.path, resp.status)
                 if resp.status >= 400:
-                    raise await self._error_from(resp)
+                    raise self._slowed_down_by(await self._error_from(resp))
                 if resp.content_type == "application/json":
                     # A gateway's JSON answer where bytes were due: there is no content here.
                     body = await _read_text(resp)
