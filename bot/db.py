@@ -39,16 +39,25 @@ class MigrationError(RuntimeError):
 
 
 class Database:
-    """One connection shared by the bot.
+    """The bot's SQLite database: one writing connection on aiosqlite's thread, one reading on the loop.
 
-    aiosqlite runs every statement on one thread, but a transaction spans several awaits, and another
-    task's statements would land inside it. So every access holds `_lock`: `transaction()` for writes
-    (BEGIN IMMEDIATE, so concurrent writers from other connections wait instead of failing half-way),
-    `fetchone`/`fetchall` for reads.
+    Writes go through aiosqlite, off the event loop: a commit writes the WAL, and a writer may wait
+    for another process's lock. A transaction spans several awaits, and another task's statements
+    would land inside it, so every write holds `_lock`: `transaction()` (BEGIN IMMEDIATE, so
+    concurrent writers from other connections wait instead of failing half-way), `execute`, and
+    `write_returning` (one statement, one trip to the thread).
+
+    Reads (`fetchone`, `fetchall`) run at once on a second, query-only connection in the loop's thread.
+    In WAL mode a reader takes no lock and never waits for writers, and a read by key costs ~15 µs,
+    against ~250 µs of CPU for a round trip to aiosqlite's thread (two thread wake-ups): the trip, not
+    the query, was most of the bot's database time. Each read sees what was committed when it starts
+    (our own writes are committed before their callers go on). In the rare case the reader is busy
+    (another process recovering the WAL), the read goes through the writing connection instead.
     """
 
-    def __init__(self, connection: aiosqlite.Connection, path: Path) -> None:
+    def __init__(self, connection: aiosqlite.Connection, reader: sqlite3.Connection, path: Path) -> None:
         self._conn = connection
+        self._reader = reader
         self._lock = asyncio.Lock()
         self.path = path
 
@@ -66,10 +75,15 @@ class Database:
         await connection.execute("PRAGMA foreign_keys=ON")
         await connection.execute("PRAGMA busy_timeout=10000")
         await connection.execute("PRAGMA synchronous=NORMAL")
-        return cls(connection, path)
+        reader = sqlite3.connect(path, isolation_level=None)
+        reader.row_factory = sqlite3.Row
+        for setting in ("query_only=ON", "foreign_keys=ON", "busy_timeout=0"):
+            reader.execute(f"PRAGMA {setting}")
+        return cls(connection, reader, path)
 
     async def close(self) -> None:
         async with self._lock:
+            self._reader.close()
             await self._conn.close()
 
     @asynccontextmanager
@@ -92,13 +106,21 @@ class Database:
             cursor = await conn.execute(sql, tuple(params))
             return cursor.lastrowid or 0
 
-    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        """The first row of one statement: a query, or one write with RETURNING (its own transaction)."""
+    async def write_returning(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        """One write with RETURNING, a transaction of its own (autocommit): the rows it returned."""
+        async with self._lock:
+            return list(await self._conn.execute_fetchall(sql, tuple(params)))
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None
 
-    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        # One trip to aiosqlite's thread (execute, fetch and close there), not three.
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        try:
+            return self._reader.execute(sql, tuple(params)).fetchall()
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) and "busy" not in str(error):
+                raise
         async with self._lock:
             return list(await self._conn.execute_fetchall(sql, tuple(params)))
 

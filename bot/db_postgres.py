@@ -235,6 +235,11 @@ class PostgresDatabase:
             cursor = await conn.execute(sql, params)
             return cursor.lastrowid
 
+    async def write_returning(self, sql: str, params: Params = ()) -> list[asyncpg.Record]:
+        """One write with RETURNING, a transaction of its own, outside the write lock: for statements
+        that change one row by its key (a job's state, a lease), which row locks order well enough."""
+        return await self.fetchall(sql, params)
+
     async def fetchone(self, sql: str, params: Params = ()) -> asyncpg.Record | None:
         cursor = await _run(self._pool, translate(sql, params, self._id_tables))
         return await cursor.fetchone()

@@ -91,11 +91,11 @@ async def test_a_guarded_write_with_returning_changes_only_a_matching_row(tmp_pa
     try:
         await db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, state TEXT)")
         await db.execute("INSERT INTO t (state) VALUES ('a')")
-        moved = await db.fetchone("UPDATE t SET state = 'b' WHERE id = 1 AND state = 'a' RETURNING *")
-        stale = await db.fetchone("UPDATE t SET state = 'c' WHERE id = 1 AND state = 'a' RETURNING *")
+        moved = await db.write_returning("UPDATE t SET state = 'b' WHERE id = 1 AND state = 'a' RETURNING *")
+        stale = await db.write_returning("UPDATE t SET state = 'c' WHERE id = 1 AND state = 'a' RETURNING *")
         stored = await db.fetchall("SELECT state FROM t")
     finally:
         await db.close()
-    assert moved is not None and moved["state"] == "b"
-    assert stale is None
+    assert [row["state"] for row in moved] == ["b"]
+    assert stale == []
     assert [row["state"] for row in stored] == ["b"]

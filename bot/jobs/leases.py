@@ -125,10 +125,7 @@ class Leases:
 
     async def _write(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         """One lease statement and its RETURNING rows (see the module docstring for PostgreSQL's)."""
-        if isinstance(self.db, PostgresDatabase):
-            return await self.db.fetchall(sql, params)
-        async with self.db.transaction() as conn, conn.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        return await self.db.write_returning(sql, params)
 
     def _times(self) -> tuple[float, float, float]:
         """(new expiry, now, now - lease)."""

@@ -62,10 +62,9 @@ class JobStore:
         }
         columns = ", ".join(values)
         marks = ", ".join("?" for _ in values)
-        row = await self.db.fetchone(
+        (row,) = await self.db.write_returning(
             f"INSERT INTO jobs ({columns}) VALUES ({marks}) RETURNING *", tuple(values.values())
         )
-        assert row is not None  # an INSERT … RETURNING gives its row
         return Job.from_row(row)
 
     async def get(self, job_id: int) -> Job | None:
@@ -102,8 +101,8 @@ class JobStore:
         """One guarded UPDATE … RETURNING (a transaction of its own): the changed job, or None if it is
         not in one of `expected`. One statement, so one trip to the database for a state change."""
         sql, params = self._update_sql(job_id, changes, expected)
-        row = await self.db.fetchone(f"{sql} RETURNING *", params)
-        return Job.from_row(row) if row else None
+        rows = await self.db.write_returning(f"{sql} RETURNING *", params)
+        return Job.from_row(rows[0]) if rows else None
 
     async def _update(
         self,
