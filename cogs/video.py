@@ -50,6 +50,7 @@ FORM_READ_TIMEOUT = 1.5
 NOT_HERE = "I can't find that clip in this server."
 NOT_A_CLIP = "That message isn't a clip I made."
 NEVER_FINISHED = "That video never finished, so there is nothing to {action}."
+BEING_SAVED = "That clip has only just been posted and is still being saved; try again in a moment."
 EXPIRED = (
     "That clip is too old to remix; its files have expired at the provider. "
     "Generate a new one with /video generate."
@@ -226,6 +227,8 @@ class VideoCog(commands.GroupCog, group_name="video", group_description="Make AI
         """Why `source` can't be remixed (or extended) here, or None. Another server's job is "not found"."""
         if source is None or source.guild_id != interaction.guild_id:
             return NOT_HERE
+        if source.status is JobStatus.POSTING:  # on Discord, not yet written down as posted
+            return BEING_SAVED
         if source.status is not JobStatus.POSTED or not source.provider_video_id:
             return NEVER_FINISHED.format(action=action)
         spec = self.bot.catalogue.get(source.model)

@@ -187,11 +187,14 @@ class World:
         return self.discord.messages_in(channel or self.general, include_ephemeral=False)
 
     async def wait_for_clip(self, channel: FakeChannel | None = None, within: float = 20) -> FakeMessage:
+        """A posted clip, once its card says Done (as a member sees it: posted and recorded)."""
         channel_id = (channel or self.general).id
-        return await self.discord.wait_for_message(
+        clip = await self.discord.wait_for_message(
             lambda m: m.channel_id == channel_id and any(a.filename.endswith(".mp4") for a in m.attachments),
             timeout=within,
         )
+        await self.discord.wait_for_message(lambda m: m.id == clip.reply_to and "Done" in m.text(), within)
+        return clip
 
     async def wait_for_card(
         self, predicate: Callable[[str], bool], channel: FakeChannel | None = None, within: float = 20

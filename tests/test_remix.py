@@ -257,10 +257,13 @@ async def test_expired_and_unfinished_sources_are_refused(world: World) -> None:
         click = await world.discord.click_component(first, "remix:1", world.alice)
         by_button = (await click.wait_original()).content
         assert click.modal is None
-        await bot.db.execute("UPDATE jobs SET expires_at = NULL, status = 'failed' WHERE id = 1")
+        await bot.db.execute("UPDATE jobs SET expires_at = NULL, status = 'posting' WHERE id = 1")
+        being_saved = await refusal_of(await slash_remix(world, link_to(first)))
+        await bot.db.execute("UPDATE jobs SET status = 'failed' WHERE id = 1")
         unfinished = await refusal_of(await slash_remix(world, link_to(first)))
     assert "too old to remix" in by_command and "/video generate" in by_command
     assert by_button == by_command
+    assert "still being saved" in being_saved and "try again" in being_saved
     assert "never finished" in unfinished
     assert world.videos.count("POST", REMIX_PATH) == 0
 
