@@ -45,7 +45,7 @@ from bot.jobs.recovery import find_lost_submission
 from bot.jobs.store import JobStore, StaleJob
 from bot.media.fit import FitResult, VideoFitError, fit_video
 from bot.media.frames import join_clips
-from bot.ratelimit import RequestBudget
+from bot.ratelimit import PROVIDER_PRIORITY
 from bot.videos import VideoClient
 from bot.videos.errors import (
     AuthenticationError,
@@ -158,7 +158,6 @@ class JobRunner:
         work_dir: Path,
         timing: RunnerTiming = RunnerTiming(),
         max_download_bytes: int = 512 << 20,
-        provider_budget: RequestBudget | None = None,
         max_in_flight: Callable[[int], Awaitable[int]] | None = None,
         encoders: int | None = None,
         leases: Leases | None = None,
@@ -176,7 +175,6 @@ class JobRunner:
         self.tmp_dir = work_dir / "tmp"
         self.inputs_dir = work_dir / "inputs"
         self.max_download_bytes = max_download_bytes
-        self.provider_budget = provider_budget or RequestBudget(0, clock=clock, sleep=sleep)
         self.max_in_flight = max_in_flight
         self._turns: dict[int, asyncio.Event] = {}  # per server: set when a slot may have freed
         #: Last (progress, provider queue position) seen per job; progress reaches the store by tens.
@@ -323,13 +321,9 @@ class JobRunner:
         return self._cards.setdefault(job_id, asyncio.Event())
 
     async def _ask(self, priority: int, call: Callable[[], Awaitable[T]]) -> T:
-        """One provider request under the provider-wide budget; a 429 slows every job down."""
-        await self.provider_budget.acquire(priority)
-        try:
+        """A provider call whose requests wait in `priority` in the client's budget (which a 429 slows)."""
+        with PROVIDER_PRIORITY(priority):
             return await call()
-        except RateLimitedError as error:
-            self.provider_budget.slow_down(error.retry_after or self.timing.poll_interval)
-            raise
 
     # -- the loop -----------------------------------------------------------------------------------
 
