@@ -22,7 +22,7 @@ import pytest
 
 from bot.card_edits import DISCORD_PRIORITY, ROUTINE, SLOW_FACTOR, URGENT, CardEdits
 from bot.jobs.models import Job, JobStatus
-from bot.jobs.runner import CLOSE, FAR, PACE_MARGIN, JobRunner, RunnerTiming
+from bot.jobs.runner import CLOSE, FAR, LEARN_RATE, PACE_MARGIN, JobRunner, RunnerTiming
 from bot.videos.models import Video, VideoStatus
 
 NOW = 1_000_000.0
@@ -201,6 +201,33 @@ def test_the_pace_is_measured_on_the_runners_clock() -> None:
 )
 def test_without_useful_information_it_polls_at_the_plain_interval(job: Job, status: Video) -> None:
     assert runner()._next_poll(job, status) == INTERVAL
+
+
+def test_a_models_usual_duration_paces_jobs_that_report_no_progress() -> None:
+    now = [NOW - 100.0]
+    r = runner(clock=lambda: now[0])
+    now[0] = NOW
+    first = make_job(submitted_at=NOW - 20.0)
+    r._learn_duration(first)  # seen completed 20 s after it was sent
+    fresh = make_job(submitted_at=NOW, progress=0)
+    assert r._next_poll(fresh, video(progress=0)) == pytest.approx(PACE_MARGIN * 20.0)
+    assert r._next_poll(fresh, video(progress=None)) == pytest.approx(PACE_MARGIN * 20.0)
+    now[0] = NOW + 19.5  # about due: polled at the interval
+    assert r._next_poll(fresh, video(progress=0)) == INTERVAL
+    assert r._urgency(fresh) == CLOSE
+    other_model = replace(fresh, model="another-model")
+    assert r._next_poll(other_model, video(progress=0)) == INTERVAL  # nothing learned for it
+
+
+def test_the_usual_duration_follows_recent_jobs_but_not_ones_from_before_a_restart() -> None:
+    now = [NOW - 100.0]
+    r = runner(clock=lambda: now[0])
+    now[0] = NOW
+    r._learn_duration(make_job(submitted_at=NOW - 20.0))
+    r._learn_duration(make_job(submitted_at=NOW - 40.0))  # slower lately: the average moves up
+    r._learn_duration(make_job(submitted_at=NOW - 500.0))  # sent before this process started
+    fresh = make_job(submitted_at=NOW, progress=0)
+    assert r._remaining(fresh, 0) == pytest.approx(20.0 + LEARN_RATE * 20.0)
 
 
 def test_urgency_puts_jobs_about_to_finish_first() -> None:

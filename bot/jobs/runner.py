@@ -123,6 +123,8 @@ T = TypeVar("T")
 DELIVERY, CLOSE, FAR = 0, 1, 2
 #: A job far from done is polled again after this share of the time its progress says is left.
 PACE_MARGIN = 0.8
+#: How much one finished job moves a model's usual duration (a moving average of the recent ones).
+LEARN_RATE = 0.2
 
 
 class OperatorAlarm:
@@ -179,6 +181,9 @@ class JobRunner:
         self._turns: dict[int, asyncio.Event] = {}  # per server: set when a slot may have freed
         #: Last (progress, provider queue position) seen per job; progress reaches the store by tens.
         self._seen: dict[int, tuple[int, int | None]] = {}
+        #: Per model, how long its jobs took lately (submission to seen completed), learned as they end:
+        #: what paces the polls of a job whose provider reports no progress yet.
+        self._usual: dict[str, float] = {}
         #: One encode at a time per core: a burst of oversize clips must not starve the bot.
         self._encode_slots = asyncio.Semaphore(encoders or os.cpu_count() or 1)
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -563,6 +568,7 @@ class JobRunner:
             raise Retry(f"polling failed ({error})", error.retry_after) from error
         if video.status is VideoStatus.COMPLETED:
             self._finished_videos[job.id] = video
+            self._learn_duration(job)
             await self.store.transition(
                 job.id,
                 JobStatus.SUBMITTED,
@@ -592,7 +598,8 @@ class JobRunner:
 
     def _next_poll(self, job: Job, video: Video) -> float:
         """Sparse while far from done, every POLL_INTERVAL_SECONDS when close: from the provider's hint,
-        its queue position, or the pace of its progress so far; plain interval polling without them."""
+        its queue position, the pace of its progress so far, or how long the model's jobs took lately;
+        plain interval polling without any of them."""
         interval = self.timing.poll_interval
         if video.poll_after is not None:
             return max(interval, min(video.poll_after, self.timing.max_poll_hint))
@@ -604,11 +611,23 @@ class JobRunner:
         return max(interval, min(remaining * PACE_MARGIN, self.timing.max_poll_gap))
 
     def _remaining(self, job: Job, progress: int | None) -> float | None:
-        """Seconds left at the pace progress went so far (None without a usable figure)."""
-        if progress is None or not 0 < progress < 100 or job.submitted_at is None:
+        """Seconds left at the pace progress went so far, or else by the model's usual duration (None
+        without either)."""
+        if job.submitted_at is None or (progress is not None and progress >= 100):
             return None
         elapsed = self.clock() - job.submitted_at
-        return elapsed * (100 - progress) / progress
+        if progress is not None and progress > 0:
+            return elapsed * (100 - progress) / progress
+        usual = self._usual.get(job.model)
+        return None if usual is None else max(0.0, usual - elapsed)
+
+    def _learn_duration(self, job: Job) -> None:
+        """Fold a job that has just been seen completed into its model's usual duration."""
+        if job.submitted_at is None or job.submitted_at < self._started_at:
+            return  # submitted before this process started: its time is not known well enough
+        took = self.clock() - job.submitted_at
+        usual = self._usual.get(job.model)
+        self._usual[job.model] = took if usual is None else usual + LEARN_RATE * (took - usual)
 
     def _urgency(self, job: Job) -> int:
         """Polls of jobs about to finish go before far-from-done ones when the budget is tight."""
