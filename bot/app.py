@@ -91,7 +91,8 @@ class SoraBot(commands.AutoShardedBot):
             member_cache_flags=discord.MemberCacheFlags.none(),
             chunk_guilds_at_startup=False,
             **shard_options(settings),
-            http_trace=discord_budget_trace(self.discord_budget),  # every bot-token call, as it goes out
+            # Every bot-token call waits for the budget as it goes out; an unlimited one costs nothing.
+            http_trace=None if self.discord_budget.unlimited else discord_budget_trace(self.discord_budget),
             **client_options,
         )
         self.settings = settings
