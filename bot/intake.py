@@ -3,7 +3,8 @@
 Shared by `/video generate` and every way of remixing, so all follow exactly the same path:
 
 1. the request row is written (with the interaction token) *before* the acknowledgement, so a crash
-   right after the defer is found on restart and the member's "thinking…" is answered;
+   right after the defer is found on restart and the member's "thinking…" is answered — unless the
+   database takes longer than `Intake.row_wait`: then the acknowledgement goes first (Discord's 3 s);
 2. checks before spending (prompt, model/size/length/image against the catalogue, the attachment by
    its bytes, the bot's channel permissions); a refusal edits the private answer and reserves nothing;
 3. the cost is reserved with the job's acceptance in one transaction;
@@ -69,6 +70,10 @@ class VideoRequest:
 
 
 class Intake:
+    #: How long the request's row may take to write before the interaction is acknowledged anyway:
+    #: the row first (a restart then finds it and tells the member), but never past Discord's 3 s.
+    row_wait: float = 1.0
+
     def __init__(self, bot: SoraBot) -> None:
         self.bot = bot
 
@@ -80,27 +85,36 @@ class Intake:
         model_id = offer.model(request.model)
         spec = bot.catalogue.get(model_id)
         size, seconds = offer.size(spec, request.size), offer.seconds(spec, request.seconds)
-        job = await bot.store.create(
-            NewJob(
-                guild_id=interaction.guild_id,
-                channel_id=interaction.channel_id,
-                member_id=interaction.user.id,
-                application_id=interaction.application_id,
-                interaction_token=interaction.token,
-                token_expires_at=interaction.expires_at.timestamp(),
-                upload_limit=interaction.filesize_limit,
-                model=spec.id if spec else model_id,
-                size=size,
-                seconds=seconds,
-                prompt=request.prompt,
-                audio=request.audio,
-                remixed_from=request.remix_of.id if request.remix_of else None,
-                extended_from=request.extend_of.id if request.extend_of else None,
+        creating = asyncio.create_task(
+            bot.store.create(
+                NewJob(
+                    guild_id=interaction.guild_id,
+                    channel_id=interaction.channel_id,
+                    member_id=interaction.user.id,
+                    application_id=interaction.application_id,
+                    interaction_token=interaction.token,
+                    token_expires_at=interaction.expires_at.timestamp(),
+                    upload_limit=interaction.filesize_limit,
+                    model=spec.id if spec else model_id,
+                    size=size,
+                    seconds=seconds,
+                    prompt=request.prompt,
+                    audio=request.audio,
+                    remixed_from=request.remix_of.id if request.remix_of else None,
+                    extended_from=request.extend_of.id if request.extend_of else None,
+                )
             )
         )
+        await asyncio.wait({creating}, timeout=self.row_wait)
+        if not creating.done():
+            log.warning("The database is slow: acknowledging a request before its row is written")
         try:
             await interaction.response.defer(ephemeral=True, thinking=True)
+            acknowledged = True
         except discord.NotFound:  # past Discord's 3 s: the member sees "did not respond"; nothing spent
+            acknowledged = False
+        job = await creating
+        if not acknowledged:
             log.warning("Job %s: acknowledged too late (interaction expired); dropped", job.id)
             await bot.store.fail(job.id, "The bot answered too late; nothing was charged.")
             return None

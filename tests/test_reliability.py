@@ -11,6 +11,7 @@ from aiohttp import web
 
 from bot.app import SoraBot
 from bot.jobs.models import Job
+from tests.fakes.discord_fake import FakeInteraction
 from tests.harness import World
 
 UNKNOWN_CHANNEL = {"code": 10003, "message": "Unknown Channel"}
@@ -207,3 +208,37 @@ async def test_killed_right_after_the_defer_is_answered_after_restart(
         await interaction.wait_original(lambda message: not message.loading, timeout=15)
     assert "Interrupted" in interaction.original.content and interaction.original.ephemeral
     assert world.videos.count("POST", "/videos") == 0
+
+
+async def dispatch_generate(world: World, prompt: str) -> FakeInteraction:
+    return await world.discord.dispatch_slash_command(
+        world.guild, world.general, world.alice, "video", {"prompt": prompt}, subcommand="generate"
+    )
+
+
+async def test_a_slow_database_does_not_make_the_bot_miss_discords_3_seconds(world: World) -> None:
+    async with world.running_bot() as bot:
+        bot.intake.row_wait = 0.0  # "slow" means slower than this
+        async with bot.db.transaction():  # the database is busy: the request's row must wait
+            interaction = await dispatch_generate(world, "a lighthouse in fog")
+            await interaction.wait_response()
+            rows_meanwhile = await bot.db.fetchall("SELECT id FROM jobs")
+        await interaction.wait_original(lambda message: not message.loading, timeout=15)
+        clip = await world.wait_for_clip()
+    assert interaction.callback_type == 5 and interaction.original.ephemeral  # acknowledged privately
+    assert rows_meanwhile == []  # ... before its row was written
+    assert "on its way" in interaction.original.content
+    assert clip.attachments and world.videos.count("POST", "/videos") == 1
+
+
+async def test_a_request_acknowledged_too_late_is_dropped_without_spending(world: World) -> None:
+    async with world.running_bot() as bot:
+        world.discord.interaction_deadline = 0.0  # every acknowledgement comes too late
+        completed = asyncio.ensure_future(bot.wait_for("app_command_completion", timeout=15))
+        interaction = await dispatch_generate(world, "a lighthouse in fog")
+        await completed
+        [job] = await bot.db.fetchall("SELECT status, error FROM jobs")
+        spent = await bot.db.fetchall("SELECT * FROM ledger")
+    assert job["status"] == "failed" and "too late" in job["error"]
+    assert spent == [] and world.videos.count("POST", "/videos") == 0
+    assert interaction.callback_type is None  # nothing was answered
