@@ -51,12 +51,14 @@ class CardEdits:
         *,
         interval: float,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self._render = render
         self._edit = edit
         self.interval = interval
-        self.clock = clock
+        self.clock = clock  # spaces the edits
+        self.wall_clock = wall_clock  # ages the cards (a job's created_at is wall time)
         self._sleep = sleep
         self._wanted: dict[int, _Wanted] = {}
         self._shown: dict[int, tuple[float, str]] = {}  # card -> (when edited, what it shows)
@@ -108,7 +110,7 @@ class CardEdits:
         self._shown[job_id] = (self.clock(), rendered)
 
     def _interval(self, job: Job) -> float:
-        slow = time.time() - job.created_at > SLOW_AFTER
+        slow = self.wall_clock() - job.created_at > SLOW_AFTER
         return self.interval * (SLOW_FACTOR if slow else 1)
 
     def forget(self, job_id: int) -> None:

@@ -401,14 +401,19 @@ async def test_identical_renderings_are_not_sent_again(
 async def test_cards_over_an_hour_old_are_edited_more_slowly(
     edits: CardEdits, card: Card, clock: ManualTime
 ) -> None:
-    job = make_job(created_at=time.time() - 2 * 3600)
+    wall = [NOW]
+    edits.wall_clock = lambda: wall[0]
+    job = make_job(created_at=NOW - 3600 + 1)  # not an hour old yet
     edits.want(job)
     await settle()
+    edits.want(replace(job, progress=30))
+    await clock.advance(EDIT_INTERVAL)
+    wall[0] += 2  # now it is
     edits.want(replace(job, progress=50))
     await clock.advance(EDIT_INTERVAL * SLOW_FACTOR - 0.1)
-    assert len(card.sent) == 1
+    assert len(card.sent) == 2
     await clock.advance(0.1)
-    assert [e.at for e in card.sent] == [0.0, EDIT_INTERVAL * SLOW_FACTOR]
+    assert [e.at for e in card.sent] == [0.0, EDIT_INTERVAL, EDIT_INTERVAL * (1 + SLOW_FACTOR)]
 
 
 async def test_drain_sends_a_waiting_state_at_once(edits: CardEdits, card: Card, clock: ManualTime) -> None:
