@@ -216,25 +216,21 @@ class JobStore:
         reported one, else the reservation's estimate.
         """
         now = self.clock()
+        posted = {
+            "status": JobStatus.POSTED.value,
+            "clip_message_id": clip_message_id,
+            "interaction_token": None,
+            "finished_at": now,
+            "progress": 100,
+            **changes,
+        }
+        sql, params = self._update_sql(job_id, posted, (JobStatus.POSTING,))
         async with self.db.transaction() as conn:
-            posted = await self._update(
-                conn,
-                job_id,
-                {
-                    "status": JobStatus.POSTED.value,
-                    "clip_message_id": clip_message_id,
-                    "interaction_token": None,
-                    "finished_at": now,
-                    "progress": 100,
-                    **changes,
-                },
-                expected=(JobStatus.POSTING,),
-            )
-            if not posted:
+            cursor = await conn.execute(f"{sql} RETURNING actual_cost_micros", params)
+            rows = await cursor.fetchall()  # to the end: the statement is done before the next one
+            if not rows:
                 raise StaleJob(f"job {job_id} is not being posted")
-            async with conn.execute("SELECT actual_cost_micros FROM jobs WHERE id = ?", (job_id,)) as cursor:
-                row = await cursor.fetchone()
-            await self.quotas.charge(conn, job_id, row["actual_cost_micros"])
+            await self.quotas.charge(conn, job_id, rows[0]["actual_cost_micros"])
         return await self.require(job_id)
 
     async def forget_expired_tokens(self) -> int:
