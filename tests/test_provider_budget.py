@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from bot.catalogue import ModelSpec
-from bot.ratelimit import DISCORD_PRIORITY, PROVIDER_PRIORITY, RequestBudget
+from bot.ratelimit import DISCORD_PRIORITY, MARGIN, PROVIDER_PRIORITY, RequestBudget
 from bot.videos import RateLimitedError, RetryPolicy, VideoClient, create_video_client
 from bot.videos.base import BaseVideoClient
 from tests.fakes.videos_fake import FakeVideosAPI, ManualClock
@@ -174,8 +174,8 @@ async def test_the_bot_budgets_its_requests_by_its_settings(world: World) -> Non
         provider_max_requests_per_second=3, discord_max_requests_per_second=7
     ) as bot:
         assert isinstance(bot.video_client, BaseVideoClient)
-        assert bot.video_client.budget.gap == pytest.approx(1.03 / 3)
+        assert bot.video_client.budget.gap == pytest.approx((1 + MARGIN) / 3)
         assert bot.video_client.budget.priority is PROVIDER_PRIORITY
-        assert bot.discord_budget.gap == pytest.approx(1.03 / 7)
+        assert bot.discord_budget.gap == pytest.approx((1 + MARGIN) / 7)
         assert bot.discord_budget.priority is DISCORD_PRIORITY
         assert bot.http.http_trace is not None  # discord.py's session takes it for each request
