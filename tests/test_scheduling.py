@@ -22,7 +22,7 @@ import pytest
 
 from bot.card_edits import DISCORD_PRIORITY, ROUTINE, SLOW_FACTOR, URGENT, CardEdits
 from bot.jobs.models import Job, JobStatus
-from bot.jobs.runner import CLOSE, FAR, LEARN_RATE, PACE_MARGIN, JobRunner, RunnerTiming
+from bot.jobs.runner import CLOSE, FAR, LEARN_RATE, PACE_MARGIN, USUAL_MARGIN, JobRunner, RunnerTiming
 from bot.videos.models import Video, VideoStatus
 
 NOW = 1_000_000.0
@@ -210,8 +210,10 @@ def test_a_models_usual_duration_paces_jobs_that_report_no_progress() -> None:
     first = make_job(submitted_at=NOW - 20.0)
     r._learn_duration(first)  # seen completed 20 s after it was sent
     fresh = make_job(submitted_at=NOW, progress=0)
-    assert r._next_poll(fresh, video(progress=0)) == pytest.approx(PACE_MARGIN * 20.0)
-    assert r._next_poll(fresh, video(progress=None)) == pytest.approx(PACE_MARGIN * 20.0)
+    assert r._next_poll(fresh, video(progress=0)) == pytest.approx(USUAL_MARGIN * 20.0)
+    assert r._next_poll(fresh, video(progress=None)) == pytest.approx(USUAL_MARGIN * 20.0)
+    now[0] = NOW + 10.0  # still nothing reported halfway: half of what is left
+    assert r._next_poll(fresh, video(progress=0)) == pytest.approx(USUAL_MARGIN * 10.0)
     now[0] = NOW + 19.5  # about due: polled at the interval
     assert r._next_poll(fresh, video(progress=0)) == INTERVAL
     assert r._urgency(fresh) == CLOSE

@@ -123,6 +123,8 @@ T = TypeVar("T")
 DELIVERY, CLOSE, FAR = 0, 1, 2
 #: A job far from done is polled again after this share of the time its progress says is left.
 PACE_MARGIN = 0.8
+#: A job that reports no progress is polled again after this share of its model's usual time left.
+USUAL_MARGIN = 0.5
 #: How much one finished job moves a model's usual duration (a moving average of the recent ones).
 LEARN_RATE = 0.2
 
@@ -608,7 +610,9 @@ class JobRunner:
         remaining = self._remaining(job, video.progress)
         if remaining is None:
             return interval
-        return max(interval, min(remaining * PACE_MARGIN, self.timing.max_poll_gap))
+        # A usual duration is a guess about this job: look halfway, then at the pace of its progress.
+        margin = PACE_MARGIN if video.progress else USUAL_MARGIN
+        return max(interval, min(remaining * margin, self.timing.max_poll_gap))
 
     def _remaining(self, job: Job, progress: int | None) -> float | None:
         """Seconds left at the pace progress went so far, or else by the model's usual duration (None
