@@ -20,7 +20,14 @@ from bot.errors import UserFacingError
 from bot.jobs.runner import RunnerTiming
 from bot.settings import Settings
 from bot.videos.retry import RetryPolicy
-from tests.fakes.discord_fake import FakeChannel, FakeDiscord, FakeGuild, FakeMember, FakeMessage
+from tests.fakes.discord_fake import (
+    FakeChannel,
+    FakeDiscord,
+    FakeGuild,
+    FakeInteraction,
+    FakeMember,
+    FakeMessage,
+)
 from tests.fakes.fal_fake import FakeFal
 from tests.fakes.openrouter_fake import FakeOpenRouter
 from tests.fakes.videos_fake import FakeVideosAPI
@@ -176,11 +183,17 @@ class World:
         self, member: FakeMember | None = None, channel: FakeChannel | None = None, **options: Any
     ):
         """Dispatch `/video generate` and wait for its private answer to settle (not "thinking…")."""
-        interaction = await self.discord.dispatch_slash_command(
-            self.guild, channel or self.general, member or self.alice, "video", options, subcommand="generate"
-        )
+        interaction = await self.dispatch_generate(member, channel, **options)
         await interaction.wait_original(lambda message: not message.loading, timeout=15)
         return interaction
+
+    async def dispatch_generate(
+        self, member: FakeMember | None = None, channel: FakeChannel | None = None, **options: Any
+    ) -> FakeInteraction:
+        """Dispatch `/video generate` and return at once."""
+        return await self.discord.dispatch_slash_command(
+            self.guild, channel or self.general, member or self.alice, "video", options, subcommand="generate"
+        )
 
     def channel_messages(self, channel: FakeChannel | None = None) -> list[FakeMessage]:
         """Public messages in a channel (ephemeral answers left out)."""

@@ -11,7 +11,6 @@ from aiohttp import web
 
 from bot.app import SoraBot
 from bot.jobs.models import Job
-from tests.fakes.discord_fake import FakeInteraction
 from tests.harness import World
 
 UNKNOWN_CHANNEL = {"code": 10003, "message": "Unknown Channel"}
@@ -210,17 +209,11 @@ async def test_killed_right_after_the_defer_is_answered_after_restart(
     assert world.videos.count("POST", "/videos") == 0
 
 
-async def dispatch_generate(world: World, prompt: str) -> FakeInteraction:
-    return await world.discord.dispatch_slash_command(
-        world.guild, world.general, world.alice, "video", {"prompt": prompt}, subcommand="generate"
-    )
-
-
 async def test_a_slow_database_does_not_make_the_bot_miss_discords_3_seconds(world: World) -> None:
     async with world.running_bot() as bot:
         bot.intake.row_wait = 0.0  # "slow" means slower than this
         async with bot.db.transaction():  # the database is busy: the request's row must wait
-            interaction = await dispatch_generate(world, "a lighthouse in fog")
+            interaction = await world.dispatch_generate(prompt="a lighthouse in fog")
             await interaction.wait_response()
             rows_meanwhile = await bot.db.fetchall("SELECT id FROM jobs")
         await interaction.wait_original(lambda message: not message.loading, timeout=15)
@@ -235,7 +228,7 @@ async def test_a_request_acknowledged_too_late_is_dropped_without_spending(world
     async with world.running_bot() as bot:
         world.discord.interaction_deadline = 0.0  # every acknowledgement comes too late
         completed = asyncio.ensure_future(bot.wait_for("app_command_completion", timeout=15))
-        interaction = await dispatch_generate(world, "a lighthouse in fog")
+        interaction = await world.dispatch_generate(prompt="a lighthouse in fog")
         await completed
         [job] = await bot.db.fetchall("SELECT status, error FROM jobs")
         spent = await bot.db.fetchall("SELECT * FROM ledger")

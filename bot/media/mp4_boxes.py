@@ -67,24 +67,9 @@ def read_shape(path: Path) -> ClipShape | None:
 
 
 def _header(file: BinaryIO, offset: int, size: int) -> tuple[bytes, int, int] | None:
-    """(type, payload start, box end) of the box at `offset`, or None if it does not fit the file."""
+    """The top-level box at `offset` of a file of `size` bytes (see `_parse_header`)."""
     file.seek(offset)
-    head = file.read(16)
-    if len(head) < 8:
-        return None
-    length, kind = struct.unpack(">I4s", head[:8])
-    start = offset + 8
-    if length == 1:  # 64-bit size follows the type
-        if len(head) < 16:
-            return None
-        (length,) = struct.unpack(">Q", head[8:16])
-        start = offset + 16
-    elif length == 0:  # the box runs to the end of the file
-        length = size - offset
-    end = offset + length
-    if end < start or end > size:
-        return None
-    return kind, start, end
+    return _parse_header(file.read(16), offset, size)
 
 
 def _boxes(data: bytes) -> list[tuple[bytes, bytes]]:
@@ -92,19 +77,31 @@ def _boxes(data: bytes) -> list[tuple[bytes, bytes]]:
     children = []
     offset = 0
     while offset + 8 <= len(data):
-        length, kind = struct.unpack_from(">I4s", data, offset)
-        start = offset + 8
-        if length == 1 and offset + 16 <= len(data):
-            (length,) = struct.unpack_from(">Q", data, offset + 8)
-            start = offset + 16
-        elif length == 0:
-            length = len(data) - offset
-        end = offset + length
-        if end < start or end > len(data):
+        header = _parse_header(data[offset : offset + 16], offset, len(data))
+        if header is None:
             raise DamagedClip("The video file is damaged or not a video.")
+        kind, start, end = header
         children.append((kind, data[start:end]))
         offset = end
     return children
+
+
+def _parse_header(head: bytes, offset: int, limit: int) -> tuple[bytes, int, int] | None:
+    """(type, payload start, end) of the box whose first bytes are `head`, at `offset` in something
+    `limit` bytes long; None if it does not fit there."""
+    if len(head) < 8:
+        return None
+    length, kind = struct.unpack_from(">I4s", head)
+    start = offset + 8
+    if length == 1:  # a 64-bit size follows the type
+        if len(head) < 16:
+            return None
+        (length,) = struct.unpack_from(">Q", head, 8)
+        start = offset + 16
+    elif length == 0:  # the box runs to the end
+        length = limit - offset
+    end = offset + length
+    return (kind, start, end) if start <= end <= limit else None
 
 
 def _shape(moov: bytes) -> ClipShape | None:
