@@ -56,6 +56,15 @@ async def world(tmp_path: Path, family: str) -> AsyncIterator[World]:
 
 
 @pytest.fixture
+async def fake_discord() -> AsyncIterator[FakeDiscord]:
+    """A running fake Discord with discord.py pointed at it (restored afterwards)."""
+    async with FakeDiscord() as server:
+        with server.patch_discord():
+            yield server
+    assert server.server_errors == []
+
+
+@pytest.fixture
 def clock() -> ManualClock:
     """A clock the fake provider's jobs advance by (tests call `advance`)."""
     return ManualClock()

@@ -27,11 +27,8 @@ BOT = {"Authorization": "Bot fake-bot-token"}
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as server:
-        with server.patch_discord():
-            yield server
-    assert server.server_errors == []
+def fake(fake_discord: FakeDiscord) -> FakeDiscord:
+    return fake_discord
 
 
 @pytest.fixture

@@ -22,12 +22,8 @@ MIB = 1024 * 1024
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    """A running fake with discord.py pointed at it (restored afterwards)."""
-    async with FakeDiscord() as server:
-        with server.patch_discord():
-            yield server
-    assert server.server_errors == []
+def fake(fake_discord: FakeDiscord) -> FakeDiscord:
+    return fake_discord
 
 
 @dataclass
