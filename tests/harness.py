@@ -130,14 +130,9 @@ class World:
         env |= extra
         return {name: value for name, value in env.items() if value != ""}
 
-    async def start_bot_process(
-        self, cwd: Path, **extra: str
-    ) -> tuple[asyncio.subprocess.Process, list[str]]:
-        """`python -m bot` as a real process against the fakes, returned once it is ready.
-
-        `extra` adds or replaces environment variables, as for `process_env`.
-        """
-        process = await asyncio.create_subprocess_exec(
+    async def spawn_bot(self, cwd: Path, **extra: str) -> asyncio.subprocess.Process:
+        """`python -m bot` against the fakes, its output (stderr included) on a pipe."""
+        return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "bot",
@@ -146,6 +141,15 @@ class World:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
+
+    async def start_bot_process(
+        self, cwd: Path, **extra: str
+    ) -> tuple[asyncio.subprocess.Process, list[str]]:
+        """`python -m bot` as a real process against the fakes, returned once it is ready.
+
+        `extra` adds or replaces environment variables, as for `process_env`.
+        """
+        process = await self.spawn_bot(cwd, **extra)
         assert process.stdout is not None
         lines: list[str] = []
         async with asyncio.timeout(30):

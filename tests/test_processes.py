@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -278,15 +277,7 @@ async def _in_state(cluster: Cluster, status: str, count: int) -> bool:
 
 async def run_to_the_end(world: World, cwd: Path, **env: str) -> tuple[int, str]:
     """`python -m bot` against the fakes with `env`, until it exits by itself."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        cwd=cwd,
-        env=world.process_env(**env),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    process = await world.spawn_bot(cwd, **env)
     async with asyncio.timeout(60):
         output, _ = await process.communicate()
     return process.returncode or 0, output.decode(errors="replace")

@@ -731,14 +731,7 @@ class FakeDiscord:
         synced option type; an attachment option's value is a dict from `add_attachment`.
         """
         command, scoped = self._find_command(name, 1, guild.id)
-        definitions = command.get("options", [])
-        wrappers: list[dict[str, Any]] = []
-        for part in (subcommand or "").split():
-            found = next((d for d in definitions if d["name"] == part and d["type"] in (1, 2)), None)
-            if found is None:
-                raise LookupError(f"/{name} has no subcommand {part!r}")
-            wrappers.append(found)
-            definitions = found.get("options", [])
+        wrappers, definitions = _subcommand_path(command, name, subcommand)
         resolved: dict[str, Any] = {}
         values = self._command_options(definitions, options or {}, resolved)
         for wrapper in reversed(wrappers):
@@ -779,14 +772,7 @@ class FakeDiscord:
         `FakeInteraction.choices` (after `wait_response`).
         """
         command, scoped = self._find_command(name, 1, guild.id)
-        definitions = command.get("options", [])
-        wrappers: list[dict[str, Any]] = []
-        for part in (subcommand or "").split():
-            found = next((d for d in definitions if d["name"] == part and d["type"] in (1, 2)), None)
-            if found is None:
-                raise LookupError(f"/{name} has no subcommand {part!r}")
-            wrappers.append(found)
-            definitions = found.get("options", [])
+        wrappers, definitions = _subcommand_path(command, name, subcommand)
         target = next((d for d in definitions if d["name"] == focused), None)
         if target is None or not target.get("autocomplete"):
             raise LookupError(f"option {focused!r} of /{name} {subcommand or ''} has no autocomplete")
@@ -1526,3 +1512,18 @@ class FakeDiscord:
             known_users=set(self.users),
             replied_user_id=replied.author.id if replied else None,
         )
+
+
+def _subcommand_path(
+    command: dict[str, Any], name: str, subcommand: str | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The (sub)command groups named by `subcommand` ("sub" or "group sub"), and the options of the last."""
+    definitions = command.get("options", [])
+    wrappers: list[dict[str, Any]] = []
+    for part in (subcommand or "").split():
+        found = next((d for d in definitions if d["name"] == part and d["type"] in (1, 2)), None)
+        if found is None:
+            raise LookupError(f"/{name} has no subcommand {part!r}")
+        wrappers.append(found)
+        definitions = found.get("options", [])
+    return wrappers, definitions
