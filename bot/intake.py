@@ -15,8 +15,10 @@ Shared by `/video generate` and every way of remixing, so all follow exactly the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -180,17 +182,26 @@ class Intake:
         except discord.HTTPException as error:
             log.info("Job %s: could not edit the private answer: %s", job.id, error)
 
-    def _inputs(self, job: Job) -> tuple[Path, Path]:
+    @contextlib.contextmanager
+    def _inputs(self, job: Job) -> Iterator[tuple[Path, Path]]:
+        """(raw upload, prepared image) paths: the raw file never outlives the block, the prepared
+        one only when the block succeeds."""
         inputs = self.bot.settings.work_dir / "inputs"
         inputs.mkdir(parents=True, exist_ok=True)
-        return inputs / f"job-{job.id}-{secrets.token_hex(4)}.upload", inputs / f"job-{job.id}.jpg"
+        raw, prepared = inputs / f"job-{job.id}-{secrets.token_hex(4)}.upload", inputs / f"job-{job.id}.jpg"
+        try:
+            yield raw, prepared
+        except BaseException:
+            prepared.unlink(missing_ok=True)
+            raise
+        finally:
+            raw.unlink(missing_ok=True)
 
     async def _member_image(self, job: Job, attachment: discord.Attachment) -> tuple[Path, str]:
         """Download the member's image (size-capped) and prepare it off the event loop."""
         if attachment.size > MAX_IMAGE_BYTES:
             raise image_too_large()
-        raw, prepared = self._inputs(job)
-        try:
+        with self._inputs(job) as (raw, prepared):
             await download_capped(
                 self.bot.http_session,
                 attachment.url,
@@ -201,30 +212,19 @@ class Intake:
             )
             width, height = job.width_height
             result = await asyncio.to_thread(prepare_reference_image, raw, width, height, prepared)
-        except BaseException:
-            prepared.unlink(missing_ok=True)
-            raise
-        finally:
-            raw.unlink(missing_ok=True)
         return result.path, result.mime_type
 
     async def _source_frame(self, job: Job, source: Job, which: Literal["first", "last"]) -> tuple[Path, str]:
         """A frame of the source clip at the new job's size: the first for a remix on a model without a
         remix route, the last for an extension."""
-        raw, prepared = self._inputs(job)
-        try:
+        with self._inputs(job) as (raw, prepared):
             if not await self.bot.delivery.fetch_clip(source, raw, MAX_SOURCE_BYTES):
                 raise RequestRefused(SOURCE_GONE)
             width, height = job.width_height
-            result = await asyncio.to_thread(extract_frame, raw, which, width, height, prepared)
-        except VideoFitError as error:
-            prepared.unlink(missing_ok=True)
-            raise RequestRefused(f"{SOURCE_GONE} ({error.reason})") from error
-        except BaseException:
-            prepared.unlink(missing_ok=True)
-            raise
-        finally:
-            raw.unlink(missing_ok=True)
+            try:
+                result = await asyncio.to_thread(extract_frame, raw, which, width, height, prepared)
+            except VideoFitError as error:
+                raise RequestRefused(f"{SOURCE_GONE} ({error.reason})") from error
         return result.path, result.mime_type
 
 
