@@ -17,6 +17,7 @@ from discord import app_commands
 from bot.app import SoraBot
 from bot.catalogue import Catalogue
 from bot.errors import UserFacingError
+from bot.jobs.models import Job
 from bot.jobs.runner import RunnerTiming
 from bot.settings import Settings
 from bot.videos.retry import RetryPolicy
@@ -224,3 +225,15 @@ class World:
 
 def manage_guild_permissions() -> int:
     return discord.Permissions(manage_guild=True).value
+
+
+async def only_job(bot: SoraBot) -> Job:
+    """The one job in the bot's database, once no job task runs."""
+    await bot.runner.wait_idle()
+    (row,) = await bot.db.fetchall("SELECT * FROM jobs")
+    return Job.from_row(row)
+
+
+async def spent_today(bot: SoraBot, world: World, member: FakeMember | None = None) -> int:
+    """What the member (Alice by default) has spent today, as the quotas count it."""
+    return (await bot.quotas.status(world.guild.id, (member or world.alice).id)).member_today.spent

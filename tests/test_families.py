@@ -14,25 +14,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bot.app import SoraBot
-from bot.jobs.models import Job
 from tests.fakes.discord_models import FakeMessage
-from tests.harness import World
+from tests.harness import World, only_job
 
 openrouter = pytest.mark.parametrize("family", ["openrouter"])
 fal = pytest.mark.parametrize("family", ["fal"])
 CREATE = "/videos"
 CONTENT = r"/videos/[^/]+/content"
-
-
-async def only_job(bot: SoraBot) -> Job:
-    await bot.runner.wait_idle()
-    (row,) = await bot.db.fetchall("SELECT * FROM jobs")
-    return Job.from_row(row)
-
-
-async def spent_today(bot: SoraBot, world: World) -> int:
-    return (await bot.quotas.status(world.guild.id, world.alice.id)).member_today.spent
 
 
 def card_texts(card: FakeMessage) -> list[str]:

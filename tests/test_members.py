@@ -22,7 +22,7 @@ from bot.jobs.models import Job, JobStatus
 from tests.fakes.discord_fake import FakeInteraction, FakeMember, FakeMessage
 from tests.fakes.discord_models import walk_components
 from tests.fakes.videos_fake import Call
-from tests.harness import World
+from tests.harness import World, spent_today
 
 fal = pytest.mark.parametrize("family", ["fal"])
 #: sora-2 (the openai family's default model) at its defaults: 1280x720, 4 s at $0.10/s.
@@ -107,10 +107,6 @@ async def jobs(bot: SoraBot) -> dict[str, Job]:
     """Every job by its prompt."""
     rows = await bot.db.fetchall("SELECT * FROM jobs ORDER BY id")
     return {job.prompt: job for job in map(Job.from_row, rows)}
-
-
-async def spent_today(bot: SoraBot, world: World, member: FakeMember | None = None) -> int:
-    return (await bot.quotas.status(world.guild.id, (member or world.alice).id)).member_today.spent
 
 
 async def click(world: World, message: FakeMessage, custom_id: str, member: FakeMember) -> FakeMessage:

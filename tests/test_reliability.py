@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from bot.app import SoraBot
-from bot.jobs.models import Job
-from tests.harness import World
+from tests.harness import World, only_job, spent_today
 
 UNKNOWN_CHANNEL = {"code": 10003, "message": "Unknown Channel"}
 INVALID_TOKEN = {"code": 50027, "message": "Invalid Webhook Token"}
@@ -23,17 +21,6 @@ def clips(world: World) -> list:
 
 def downloads(world: World) -> int:
     return world.videos.count("GET", r"/videos/[^/]+/content")
-
-
-async def only_job(bot: SoraBot) -> Job:
-    """The one job in the bot's database, once no job task runs."""
-    await bot.runner.wait_idle()
-    (row,) = await bot.db.fetchall("SELECT * FROM jobs")
-    return Job.from_row(row)
-
-
-async def spent_today(bot: SoraBot, world: World) -> int:
-    return (await bot.quotas.status(world.guild.id, world.alice.id)).member_today.spent
 
 
 async def test_deleted_channel_ends_the_job_once_and_refunds(world: World) -> None:
