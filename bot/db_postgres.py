@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Coroutine, Generator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from enum import Enum
@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import asyncpg
 
 from bot.db import MIGRATIONS_DIR, DatabaseUnavailable, MigrationError, migration_files
+from bot.db_cursor import Cursor, Execution
 
 log = logging.getLogger(__name__)
 
@@ -117,41 +118,6 @@ def translate(sql: str, params: Params = (), id_tables: frozenset[str] = frozens
     return Translated(text, args, Result.COUNT)
 
 
-class Cursor:
-    """One statement's outcome, read like an aiosqlite cursor: its rows, `rowcount` and `lastrowid`.
-
-    `rowcount` is the number of rows a write changed (-1 for a query); `lastrowid` the id an INSERT
-    into a table with a generated id created (else 0).
-    """
-
-    def __init__(self, rows: list[asyncpg.Record], *, rowcount: int = -1, lastrowid: int = 0) -> None:
-        self._rows = iter(rows)
-        self.rowcount = rowcount
-        self.lastrowid = lastrowid
-
-    async def fetchone(self) -> asyncpg.Record | None:
-        return next(self._rows, None)
-
-    async def fetchall(self) -> list[asyncpg.Record]:
-        return list(self._rows)
-
-
-class _Execution:
-    """`execute(...)` as aiosqlite shapes it: awaited for the cursor, or used as `async with … as cursor`."""
-
-    def __init__(self, running: Coroutine[Any, Any, Cursor]) -> None:
-        self._running = running
-
-    def __await__(self) -> Generator[Any, None, Cursor]:
-        return self._running.__await__()
-
-    async def __aenter__(self) -> Cursor:
-        return await self._running
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        return None
-
-
 class Connection:
     """The connection `transaction()` yields: `execute(sql, params)` as on aiosqlite's."""
 
@@ -159,8 +125,8 @@ class Connection:
         self._conn = connection
         self._id_tables = id_tables
 
-    def execute(self, sql: str, params: Params = ()) -> _Execution:
-        return _Execution(_run(self._conn, translate(sql, params, self._id_tables)))
+    def execute(self, sql: str, params: Params = ()) -> Execution:
+        return Execution(_run(self._conn, translate(sql, params, self._id_tables)))
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         """One write for many parameter sets, as on aiosqlite's (asyncpg pipelines them); no rows back."""

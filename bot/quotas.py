@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import datetime
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Any
 
-import aiosqlite
-
 from bot.db import Database
+from bot.db_cursor import TransactionConnection
 from bot.jobs.models import IN_FLIGHT
 from bot.money import format_usd
 from bot.reasons import PlainError
@@ -340,7 +340,7 @@ class Quotas:
 
     async def reserve(
         self,
-        conn: aiosqlite.Connection,
+        conn: TransactionConnection,
         *,
         job_id: int,
         guild_id: int,
@@ -396,7 +396,7 @@ class Quotas:
         log.debug("Job %s reserved %s in guild %s", job_id, amount, guild_id)
         return starts
 
-    async def charge(self, conn: aiosqlite.Connection, job_id: int, amount: int | None = None) -> bool:
+    async def charge(self, conn: TransactionConnection, job_id: int, amount: int | None = None) -> bool:
         """Settle the job's reservation as delivered, inside the caller's transaction.
 
         The charge is `amount`, what the provider says the job cost, or the reservation's estimate
@@ -422,7 +422,7 @@ class Quotas:
             )
         return True
 
-    async def refund(self, conn: aiosqlite.Connection, job_id: int) -> bool:
+    async def refund(self, conn: TransactionConnection, job_id: int) -> bool:
         """Give the job's reservation back (inside the caller's transaction).
 
         Returns False, writing nothing, if the job was already charged or refunded, or never reserved
@@ -431,8 +431,8 @@ class Quotas:
         return await self._settle(conn, job_id, "refund") is not None
 
     async def _settle(
-        self, conn: aiosqlite.Connection, job_id: int, kind: str, amount: int | None = None
-    ) -> aiosqlite.Row | None:
+        self, conn: TransactionConnection, job_id: int, kind: str, amount: int | None = None
+    ) -> sqlite3.Row | None:
         """Write the job's `kind` of settlement for `amount` (else the reserved amount); returns the
         reservation it settled, or None if there was nothing to settle."""
         rows = await _fetchall(
@@ -553,11 +553,11 @@ def _group(members: list[MemberUsage]) -> UsageGroup:
     )
 
 
-async def _fetchone(conn: aiosqlite.Connection, sql: str, params: Any = ()) -> aiosqlite.Row | None:
+async def _fetchone(conn: TransactionConnection, sql: str, params: Any = ()) -> sqlite3.Row | None:
     async with conn.execute(sql, params) as cursor:
         return await cursor.fetchone()
 
 
-async def _fetchall(conn: aiosqlite.Connection, sql: str, params: Any = ()) -> list[aiosqlite.Row]:
+async def _fetchall(conn: TransactionConnection, sql: str, params: Any = ()) -> list[sqlite3.Row]:
     async with conn.execute(sql, params) as cursor:
         return list(await cursor.fetchall())

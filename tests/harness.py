@@ -17,7 +17,7 @@ from discord import app_commands
 from bot.app import SoraBot
 from bot.catalogue import Catalogue
 from bot.errors import UserFacingError
-from bot.jobs.models import Job
+from bot.jobs.models import JOB_SELECT, Job
 from bot.jobs.runner import RunnerTiming
 from bot.settings import Settings
 from bot.videos.retry import RetryPolicy
@@ -230,7 +230,7 @@ def manage_guild_permissions() -> int:
 async def only_job(bot: SoraBot) -> Job:
     """The one job in the bot's database, once no job task runs."""
     await bot.runner.wait_idle()
-    (row,) = await bot.db.fetchall("SELECT * FROM jobs")
+    (row,) = await bot.db.fetchall(f"SELECT {JOB_SELECT} FROM jobs")
     return Job.from_row(row)
 
 

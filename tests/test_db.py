@@ -1,8 +1,11 @@
-"""Migrations: applied in order, exactly once, recorded; a failing file rolls back and names itself."""
+"""The SQLite database: migrations applied in order, exactly once, recorded (a failing file rolls back
+and names itself); writes on the loop that never wait for a lock; checkpoints off the loop."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -99,3 +102,64 @@ async def test_a_guarded_write_with_returning_changes_only_a_matching_row(tmp_pa
     assert [row["state"] for row in moved] == ["b"]
     assert stale == []
     assert [row["state"] for row in stored] == ["b"]
+
+
+async def test_writes_wait_off_the_loop_while_another_process_holds_the_write_lock(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    db = await Database.open(path)
+    try:
+        await db.execute("CREATE TABLE t (x INTEGER)")
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process writing
+
+        async def in_a_transaction() -> None:
+            async with db.transaction() as conn:
+                await conn.execute("INSERT INTO t VALUES (2)")
+
+        writes = [
+            asyncio.create_task(db.write_returning("INSERT INTO t VALUES (1) RETURNING x")),
+            asyncio.create_task(in_a_transaction()),
+        ]
+        for _ in range(20):  # the loop goes on meanwhile, and neither write fails or goes through
+            await asyncio.sleep(0)
+        waiting = [not write.done() for write in writes]
+        other.execute("COMMIT")
+        other.close()
+        returned, _ = await asyncio.gather(*writes)
+        stored = sorted(row["x"] for row in await db.fetchall("SELECT x FROM t"))
+    finally:
+        await db.close()
+    assert waiting == [True, True]
+    assert [row["x"] for row in returned] == [1]
+    assert stored == [1, 2]
+
+
+def _rows_in_the_file_itself(path: Path, copy: Path) -> list[int] | None:
+    """The rows of t as the database file holds them, leaving out what is still only in the WAL."""
+    shutil.copyfile(path, copy)
+    connection = sqlite3.connect(copy)
+    try:
+        if connection.execute("SELECT 1 FROM sqlite_master WHERE name = 't'").fetchone() is None:
+            return None
+        return [x for (x,) in connection.execute("SELECT x FROM t ORDER BY x")]
+    finally:
+        connection.close()
+        copy.unlink()
+        copy.with_name(copy.name + "-wal").unlink(missing_ok=True)
+        copy.with_name(copy.name + "-shm").unlink(missing_ok=True)
+
+
+async def test_the_wal_is_copied_into_the_database_file_every_few_commits(tmp_path: Path) -> None:
+    path, copy = tmp_path / "db.sqlite3", tmp_path / "copy.sqlite3"
+    db = await Database.open(path, checkpoint_every=5)
+    try:
+        await db.execute("CREATE TABLE t (x INTEGER)")
+        for x in range(3):
+            await db.execute("INSERT INTO t VALUES (?)", (x,))
+        before = _rows_in_the_file_itself(path, copy)  # four commits: all still in the WAL
+        await db.write_returning("INSERT INTO t VALUES (3) RETURNING x")  # the fifth
+        after = _rows_in_the_file_itself(path, copy)
+    finally:
+        await db.close()
+    assert before is None
+    assert after == [0, 1, 2, 3]

@@ -18,7 +18,7 @@ from PIL import Image, ImageChops, ImageStat
 
 from bot.app import SoraBot
 from bot.cards import message_link
-from bot.jobs.models import Job, JobStatus
+from bot.jobs.models import JOB_SELECT, Job, JobStatus
 from tests.fakes.discord_fake import FakeInteraction, FakeMember, FakeMessage
 from tests.fakes.discord_models import walk_components
 from tests.fakes.videos_fake import Call
@@ -105,7 +105,7 @@ def link_to(message: FakeMessage) -> str:
 
 async def jobs(bot: SoraBot) -> dict[str, Job]:
     """Every job by its prompt."""
-    rows = await bot.db.fetchall("SELECT * FROM jobs ORDER BY id")
+    rows = await bot.db.fetchall(f"SELECT {JOB_SELECT} FROM jobs ORDER BY id")
     return {job.prompt: job for job in map(Job.from_row, rows)}
 
 

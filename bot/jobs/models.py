@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from enum import StrEnum
+from typing import Any
 
 
 class JobStatus(StrEnum):
@@ -71,12 +72,15 @@ class Job:
     started_at: float | None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Job:
-        values = {name: row[name] for name in JOB_COLUMNS}
-        values["status"] = JobStatus(values["status"])
-        values["compressed"] = bool(values["compressed"])
-        values["audio"] = None if values["audio"] is None else bool(values["audio"])
-        return cls(**values)
+    def from_row(cls, row: Sequence[Any]) -> Job:
+        """A row of the columns `JOB_SELECT` names, in that order (by position: a lookup by name in a
+        sqlite3.Row compares it with every column's)."""
+        values = list(row)
+        values[_STATUS] = JobStatus(values[_STATUS])
+        values[_COMPRESSED] = bool(values[_COMPRESSED])
+        if values[_AUDIO] is not None:
+            values[_AUDIO] = bool(values[_AUDIO])
+        return cls(*values)
 
     @property
     def finished(self) -> bool:
@@ -89,3 +93,6 @@ class Job:
 
 
 JOB_COLUMNS = tuple(field.name for field in fields(Job))
+#: What to select (or return) for `Job.from_row`.
+JOB_SELECT = ", ".join(JOB_COLUMNS)
+_STATUS, _COMPRESSED, _AUDIO = (JOB_COLUMNS.index(name) for name in ("status", "compressed", "audio"))

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bot.db import Database
-from bot.jobs.models import FINISHED, IN_FLIGHT, JOB_COLUMNS, Job, JobStatus
+from bot.jobs.models import FINISHED, IN_FLIGHT, JOB_COLUMNS, JOB_SELECT, Job, JobStatus
 from bot.quotas import Quotas
 
 
@@ -63,12 +63,12 @@ class JobStore:
         columns = ", ".join(values)
         marks = ", ".join("?" for _ in values)
         (row,) = await self.db.write_returning(
-            f"INSERT INTO jobs ({columns}) VALUES ({marks}) RETURNING *", tuple(values.values())
+            f"INSERT INTO jobs ({columns}) VALUES ({marks}) RETURNING {JOB_SELECT}", tuple(values.values())
         )
         return Job.from_row(row)
 
     async def get(self, job_id: int) -> Job | None:
-        row = await self.db.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        row = await self.db.fetchone(f"SELECT {JOB_SELECT} FROM jobs WHERE id = ?", (job_id,))
         return Job.from_row(row) if row else None
 
     async def require(self, job_id: int) -> Job:
@@ -101,7 +101,7 @@ class JobStore:
         """One guarded UPDATE … RETURNING (a transaction of its own): the changed job, or None if it is
         not in one of `expected`. One statement, so one trip to the database for a state change."""
         sql, params = self._update_sql(job_id, changes, expected)
-        rows = await self.db.write_returning(f"{sql} RETURNING *", params)
+        rows = await self.db.write_returning(f"{sql} RETURNING {JOB_SELECT}", params)
         return Job.from_row(rows[0]) if rows else None
 
     async def _update(
@@ -245,7 +245,8 @@ class JobStore:
 
     async def unfinished(self) -> list[Job]:
         rows = await self.db.fetchall(
-            f"SELECT * FROM jobs WHERE status NOT IN ({', '.join('?' for _ in FINISHED)}) ORDER BY id",
+            f"SELECT {JOB_SELECT} FROM jobs"
+            f" WHERE status NOT IN ({', '.join('?' for _ in FINISHED)}) ORDER BY id",
             tuple(status.value for status in FINISHED),
         )
         return [Job.from_row(row) for row in rows]
@@ -253,13 +254,16 @@ class JobStore:
     async def by_message(self, message_id: int) -> Job | None:
         """The job whose clip or card is this message."""
         row = await self.db.fetchone(
-            "SELECT * FROM jobs WHERE clip_message_id = ? OR card_message_id = ? ORDER BY id LIMIT 1",
+            f"SELECT {JOB_SELECT} FROM jobs"
+            " WHERE clip_message_id = ? OR card_message_id = ? ORDER BY id LIMIT 1",
             (message_id, message_id),
         )
         return Job.from_row(row) if row else None
 
     async def by_provider_video(self, video_id: str) -> Job | None:
-        row = await self.db.fetchone("SELECT * FROM jobs WHERE provider_video_id = ?", (video_id,))
+        row = await self.db.fetchone(
+            f"SELECT {JOB_SELECT} FROM jobs WHERE provider_video_id = ?", (video_id,)
+        )
         return Job.from_row(row) if row else None
 
     async def provider_video_ids(self) -> set[str]:
@@ -271,7 +275,7 @@ class JobStore:
 
     async def recent_for_member(self, guild_id: int, member_id: int, limit: int = 10) -> list[Job]:
         rows = await self.db.fetchall(
-            "SELECT * FROM jobs WHERE guild_id = ? AND member_id = ? ORDER BY id DESC LIMIT ?",
+            f"SELECT {JOB_SELECT} FROM jobs WHERE guild_id = ? AND member_id = ? ORDER BY id DESC LIMIT ?",
             (guild_id, member_id, limit),
         )
         return [Job.from_row(row) for row in rows]
