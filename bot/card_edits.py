@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import discord
 
@@ -34,6 +34,8 @@ SLOW_FACTOR = 10
 
 Render = Callable[[Job, str | None], Awaitable[tuple[discord.Embed, discord.ui.View | None]]]
 Edit = Callable[[Job, discord.Embed, discord.ui.View | None], Awaitable[None]]
+#: What a card shows: its embed and components as sent (compared, never encoded).
+Shown = tuple[Mapping[str, Any], list[dict[str, Any]]]
 
 
 @dataclass
@@ -61,7 +63,8 @@ class CardEdits:
         self.wall_clock = wall_clock  # ages the cards (a job's created_at is wall time)
         self._sleep = sleep
         self._wanted: dict[int, _Wanted] = {}
-        self._shown: dict[int, tuple[float, str]] = {}  # card -> (when edited, what it shows)
+        #: card -> (when edited, what it shows; None when the edit failed, so anything is sent next)
+        self._shown: dict[int, tuple[float, Shown | None]] = {}
         self._senders: dict[int, asyncio.Task[None]] = {}
         self._ended: set[int] = set()  # jobs whose task ended while their card still had an edit to send
         self._sleeping: set[int] = set()  # cards whose sender waits for their turn (not sending)
@@ -79,7 +82,7 @@ class CardEdits:
     async def _send(self, job_id: int) -> None:
         try:
             while (wanted := self._wanted.get(job_id)) is not None:
-                last_time = self._shown.get(job_id, (float("-inf"), ""))[0]
+                last_time = self._shown.get(job_id, (float("-inf"), None))[0]
                 wait = last_time + self._interval(wanted.job) - self.clock()
                 if wait > 0 and not self._draining:
                     self._sleeping.add(job_id)
@@ -97,16 +100,16 @@ class CardEdits:
 
     async def _show(self, wanted: _Wanted) -> None:
         embed, view = await self._render(wanted.job, wanted.note)
-        rendered = json.dumps([embed.to_dict(), view.to_components() if view else []], sort_keys=True)
+        rendered: Shown | None = (embed.to_dict(), view.to_components() if view else [])
         job_id = wanted.job.id
-        if self._shown.get(job_id, (0.0, ""))[1] == rendered:
+        if self._shown.get(job_id, (0.0, None))[1] == rendered:
             return
         try:
             with discord_priority(URGENT if wanted.final else ROUTINE):
                 await self._edit(wanted.job, embed, view)
         except discord.HTTPException as error:
             log.warning("Job %s: could not edit its card: %s", job_id, error)
-            rendered = ""  # not shown: the next state is sent even if it is the same (still spaced)
+            rendered = None  # not shown: the next state is sent even if it is the same (still spaced)
         self._shown[job_id] = (self.clock(), rendered)
 
     def _interval(self, job: Job) -> float:

@@ -2,6 +2,11 @@
 
 The card is a normal channel message, so it is edited through the channel endpoint: that keeps working
 after the 15-minute interaction token has expired and after a restart.
+
+Cards, card edits and posts go through discord.py's HTTP layer (`bot.http`) with the payloads
+`Messageable.send` and `PartialMessage.edit` would send, but without their cost: no answer is parsed
+into a `discord.Message`, and no view is kept in discord.py's view store for every message ever posted
+(the buttons are answered by the `DynamicItem` that `cogs/video.py` registers, whatever message they are on).
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from pathlib import Path
 
 import aiohttp
 import discord
-from discord.http import Route
+from discord.http import Route, handle_message_parameters
+from discord.utils import MISSING
 
 from bot.buttons import ViewFactory
 from bot.card_edits import URGENT, CardEdits, discord_priority
@@ -32,6 +38,8 @@ HISTORY_SEARCH = 100
 EDIT_INTERVAL = 3.0
 
 
+#: The card pings no one, whatever the client's default.
+NO_ONE = discord.AllowedMentions.none()
 #: One letter per kind of post, appended to the job's nonce.
 NONCE_KINDS = {"card": "c", "clip": "v", "fallback": "f"}
 
@@ -97,24 +105,16 @@ class DiscordDelivery:
         return render_card(job, source_link=await self._source_link(job), note=note), self.card_view(job)
 
     async def _edit_card(self, job: Job, embed: discord.Embed, view: discord.ui.View | None) -> None:
+        """As `PartialMessage.edit` sends it: `view=None` removes the buttons; no content, so no mentions."""
         assert job.card_message_id is not None
-        await self._channel(job).get_partial_message(job.card_message_id).edit(embed=embed, view=view)
+        with handle_message_parameters(embed=embed, view=view) as params:
+            await self.bot.http.edit_message(job.channel_id, job.card_message_id, params=params)
 
     async def ensure_card(self, job: Job) -> int:
         if job.card_message_id is not None:
             return job.card_message_id
         embed, view = await self._render_card(job, None)
-        try:
-            with discord_priority(URGENT):
-                message = await self._channel(job).send(
-                    embed=embed,
-                    view=view if view is not None else discord.utils.MISSING,
-                    nonce=nonce_for(job, "card"),
-                )
-        except discord.HTTPException as error:
-            refuse_for_good(error, "card")
-            raise
-        return message.id
+        return await self._send(job, "card", content=None, embed=embed, view=view, mentions=NO_ONE)
 
     async def update_card(self, job: Job, *, note: str | None = None, final: bool = False) -> None:
         """Show the job's state on its card soon (coalesced, at most one edit per card per interval)."""
@@ -143,6 +143,7 @@ class DiscordDelivery:
     async def _post(
         self, job: Job, content: str, file: discord.File | None, what: str, view: discord.ui.View | None
     ) -> int:
+        """A reply to the card (when there is one) that pings the requester only."""
         reference = None
         if job.card_message_id is not None:
             reference = discord.MessageReference(
@@ -151,22 +152,46 @@ class DiscordDelivery:
                 guild_id=job.guild_id,
                 fail_if_not_exists=False,
             )
+        mentions = discord.AllowedMentions(
+            everyone=False, roles=False, users=[discord.Object(job.member_id)], replied_user=False
+        )
+        return await self._send(
+            job, what, content=content, file=file, view=view, reference=reference, mentions=mentions
+        )
+
+    async def _send(
+        self,
+        job: Job,
+        what: str,
+        *,
+        content: str | None,
+        mentions: discord.AllowedMentions,
+        embed: discord.Embed | None = None,
+        file: discord.File | None = None,
+        view: discord.ui.View | None = None,
+        reference: discord.MessageReference | None = None,
+    ) -> int:
+        """Post in the job's channel as `Messageable.send` would (`mentions` merged over the client's
+        default); return the new message's id."""
         try:
-            with discord_priority(URGENT):
-                message = await self._channel(job).send(
-                    content,
-                    file=file if file is not None else discord.utils.MISSING,
-                    reference=reference if reference is not None else discord.utils.MISSING,
-                    allowed_mentions=discord.AllowedMentions(
-                        everyone=False, roles=False, users=[discord.Object(job.member_id)], replied_user=False
-                    ),
-                    view=view if view is not None else discord.utils.MISSING,
+            with (
+                discord_priority(URGENT),
+                handle_message_parameters(
+                    content=content,
+                    embed=embed if embed is not None else MISSING,
+                    file=file if file is not None else MISSING,
+                    view=view if view is not None else MISSING,
                     nonce=nonce_for(job, what),
-                )
+                    allowed_mentions=mentions,
+                    previous_allowed_mentions=self.bot.allowed_mentions,
+                    message_reference=reference.to_message_reference_dict() if reference else MISSING,
+                ) as params,
+            ):
+                data = await self.bot.http.send_message(job.channel_id, params=params)
         except discord.HTTPException as error:
-            refuse_for_good(error, "clip")
+            refuse_for_good(error, "card" if what == "card" else "clip")  # a fallback stands in for the clip
             raise
-        return message.id
+        return int(data["id"])
 
     async def find_posted(self, job: Job) -> int | None:
         """Our own message replying to the card: nonces are not in history, so author and reply decide."""

@@ -7,7 +7,8 @@ import io
 import discord
 from PIL import Image
 
-from tests.harness import World
+from tests.fakes.discord_models import walk_components
+from tests.harness import World, only_job
 
 
 async def test_happy_path_posts_the_providers_mp4_once(world: World) -> None:
@@ -31,6 +32,26 @@ async def test_happy_path_posts_the_providers_mp4_once(world: World) -> None:
     assert progress_edits, "the card never showed progress"
     public = world.channel_messages()
     assert [m.id for m in public] == [card.id, clip.id]
+
+
+async def test_cards_and_clips_leave_no_view_in_discord_pys_view_store(world: World) -> None:
+    """The buttons are answered by the bot's DynamicItem; a view stored for every card and clip ever posted
+    would be kept (and dispatched to) for good."""
+    async with world.running_bot() as bot:
+        await world.generate(prompt="a cat surfing at sunset")
+        clip = await world.wait_for_clip()
+        card = await world.wait_for_card(lambda text: "Done" in text)
+        job = await only_job(bot)
+        assert bot.persistent_views == []
+        details = await world.discord.click_component(clip, "details:1", world.admin)
+        answer = await details.wait_original(lambda m: not m.loading)
+        assert bot.persistent_views == []
+    assert (job.card_message_id, job.clip_message_id) == (card.id, clip.id)
+    assert len(card.history) > 2, "the card was posted and edited several times"
+    assert [leaf["custom_id"] for leaf in walk_components(card.history[0].components)] == ["cancel:1"]
+    assert card.custom_ids() == []  # no Cancel once the provider has the job
+    assert clip.custom_ids() == ["remix:1", "extend:1", "details:1"]
+    assert answer.ephemeral and "sora-2" in answer.content and "a cat surfing at sunset" in answer.content
 
 
 def provider_posts(world: World) -> int:
