@@ -60,6 +60,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from bot import event_loop as bot_event_loop
 from tests.fakes.discord_fake import FakeDiscord, FakeMessage
 from tests.fakes.mp4 import make_mp4
 from tests.fakes.videos_fake import FakeVideo, FakeVideosAPI
@@ -239,9 +240,10 @@ def child(role: str, conn: Connection, config: dict[str, Any]) -> None:
     if cpus:
         os.sched_setaffinity(0, cpus)  # before any thread starts, so every thread inherits it
     main = {"videos": _videos_child, "bot": _bot_child, "baseline": _baseline_child}[role]
+    run = bot_event_loop.run if role == "bot" else asyncio.run  # the bot on its production loop
     code = 0
     try:
-        asyncio.run(main(conn, config))
+        run(main(conn, config))
     except BaseException:
         code = 1
         with contextlib.suppress(OSError):

@@ -11,6 +11,7 @@ import sys
 import discord
 from pydantic import ValidationError
 
+from bot import event_loop
 from bot.app import SoraBot
 from bot.catalogue import Catalogue
 from bot.check import run_check
@@ -70,11 +71,11 @@ def main(argv: list[str]) -> int:
         return migrate_to_postgres(settings)
     offer = load_offer(settings)
     if argv == ["check"]:
-        return asyncio.run(run_check(settings, offer))
+        return event_loop.run(run_check(settings, offer))
     discord.utils.setup_logging(level=logging.getLevelName(settings.log_level), root=True)
     for line in offer.catalogue.warnings(settings.video_models):
         log.warning("%s", line)
-    return asyncio.run(run(settings, offer.catalogue))
+    return event_loop.run(run(settings, offer.catalogue))
 
 
 async def run(settings: Settings, catalogue: Catalogue) -> int:

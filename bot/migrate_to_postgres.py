@@ -9,7 +9,6 @@ database every job is free to be taken up by the first process that starts.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from bot import event_loop
 from bot.db import Database, MigrationError
 from bot.db_postgres import Connection, DatabaseUnavailable, PostgresDatabase, describe_url
 from bot.reasons import PlainError
@@ -49,7 +49,7 @@ def migrate_to_postgres(settings: Settings) -> int:
             raise CannotMigrate(
                 f"There is no SQLite database at {settings.database_path} (DATABASE_PATH): nothing to copy."
             )
-        counts = asyncio.run(copy_sqlite_to_postgres(settings.database_path, url))
+        counts = event_loop.run(copy_sqlite_to_postgres(settings.database_path, url))
     except (CannotMigrate, DatabaseUnavailable) as error:
         print(error.reason, file=sys.stderr)
         return 2

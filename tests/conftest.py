@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 
 import pytest
 
+from bot import event_loop
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.fal_fake import FakeFal
 from tests.fakes.openrouter_fake import FakeOpenRouter
 from tests.fakes.videos_fake import FakeVideosAPI, ManualClock
 from tests.harness import World, manage_guild_permissions
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Every test runs on the event loop the bot runs on (uvloop where it is installed)."""
+    return {"bot": event_loop.new_event_loop}
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import secrets
@@ -15,6 +14,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import quote, urlencode
 
 import aiohttp
+import orjson
 from yarl import URL
 
 from bot.catalogue import ModelSpec
@@ -292,7 +292,7 @@ class BaseVideoClient(ABC):
         if not body.strip() and method == "DELETE":
             return {}, answer_headers
         try:
-            payload = json.loads(body)
+            payload = orjson.loads(body)
         except ValueError:
             raise ProviderUnavailableError(
                 f"{method} {url.path} answered HTTP {resp.status} with something that is not JSON"
@@ -374,6 +374,8 @@ class BaseVideoClient(ABC):
 
 async def _read_limited(resp: aiohttp.ClientResponse, limit: int, *, truncate: bool = False) -> bytes:
     """The body, refusing (or with ``truncate``, cutting) anything longer than ``limit``."""
+    if resp.content_length is not None and resp.content_length <= limit:
+        return await resp.read()  # the usual answer: its length said up front, and small enough
     body = bytearray()
     async for chunk in resp.content.iter_chunked(_READ_CHUNK):
         body += chunk
