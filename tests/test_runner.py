@@ -487,8 +487,9 @@ async def test_happy_path_posts_once_charges_once_and_downloads_what_the_poll_re
     assert post.existed and not post.compressed and post.job.nonce == job.nonce
     assert (job.id, JobStatus.SUBMITTED, 40, False) in env.delivery.card_updates, "progress is shown"
     assert env.delivery.card_updates[-1] == (job.id, JobStatus.POSTED, 100, True), "the card ends final"
-    # Polled after the interval, then at the pace 40 % in 5 s promises (0.8 × the 7.5 s it says are left).
-    assert env.sleep.delays == [TIMING.poll_interval, 6.0]
+    # Polled after the interval, then when the pace of 40 % in 5 s says it is done: in 7.5 s (a look at
+    # 0.8 × that would leave 1.5 s, under an interval).
+    assert env.sleep.delays == [TIMING.poll_interval, 7.5]
     assert await env.ledger(job) == ["reserve", "charge"]
     status = await env.quotas.status(GUILD, ALICE)
     assert status.member_today.spent == COST and status.in_flight == 0

@@ -174,6 +174,12 @@ def test_far_from_done_is_capped_by_the_max_gap() -> None:
     assert runner()._next_poll(job, status) == TIMING.max_poll_gap
 
 
+def test_a_job_due_soon_after_the_next_look_is_looked_at_when_it_should_be_done() -> None:
+    job, status = at_progress(80, 40.0)  # 10 s to go: a look at PACE_MARGIN would leave 2 s, under INTERVAL
+    assert runner()._remaining(job, 80) == pytest.approx(10.0)
+    assert runner()._next_poll(job, status) == pytest.approx(10.0)
+
+
 def test_close_to_done_polls_every_interval() -> None:
     job, status = at_progress(90, 45.0)  # 5 s to go: sooner than one interval
     assert runner()._remaining(job, 90) == pytest.approx(5.0)
@@ -183,10 +189,10 @@ def test_close_to_done_polls_every_interval() -> None:
 def test_the_pace_is_measured_on_the_runners_clock() -> None:
     now = [NOW]
     r = runner(clock=lambda: now[0])
-    job, status = at_progress(50, 20.0)
-    assert r._next_poll(job, status) == pytest.approx(PACE_MARGIN * 20.0)
-    now[0] += 20.0  # same progress, twice the time: twice as much left at this pace
+    job, status = at_progress(50, 40.0)
     assert r._next_poll(job, status) == pytest.approx(PACE_MARGIN * 40.0)
+    now[0] += 40.0  # same progress, twice the time: twice as much left at this pace
+    assert r._next_poll(job, status) == pytest.approx(PACE_MARGIN * 80.0)
 
 
 @pytest.mark.parametrize(
@@ -196,11 +202,29 @@ def test_the_pace_is_measured_on_the_runners_clock() -> None:
         (make_job(progress=0), video(progress=0)),  # nothing done yet: no pace
         (make_job(progress=100), video(progress=100)),
         (make_job(submitted_at=None, progress=50), video(progress=50)),  # no start time
-        (make_job(), video(status=VideoStatus.QUEUED)),  # queued, no position
+        (make_job(submitted_at=NOW - 60.0), video(progress=None)),  # started long ago, still no figure
+        (make_job(submitted_at=None), video(status=VideoStatus.QUEUED)),  # queued, since when unknown
     ],
 )
 def test_without_useful_information_it_polls_at_the_plain_interval(job: Job, status: Video) -> None:
     assert runner()._next_poll(job, status) == INTERVAL
+
+
+@pytest.mark.parametrize(
+    ("waited", "expected"),
+    [
+        (0.0, INTERVAL),  # just sent: the plain interval at first
+        (4.0, INTERVAL),
+        (12.0, 12.0),  # then as long again as it has waited: the gaps double
+        (40.0, 40.0),
+        (500.0, TIMING.max_poll_gap),  # capped
+    ],
+)
+def test_a_job_still_queued_at_the_provider_waits_as_long_again_as_it_has_waited(
+    waited: float, expected: float
+) -> None:
+    job = make_job(submitted_at=NOW - waited)
+    assert runner()._next_poll(job, video(status=VideoStatus.QUEUED)) == pytest.approx(expected)
 
 
 def test_a_models_usual_duration_paces_jobs_that_report_no_progress() -> None:
@@ -212,8 +236,10 @@ def test_a_models_usual_duration_paces_jobs_that_report_no_progress() -> None:
     fresh = make_job(submitted_at=NOW, progress=0)
     assert r._next_poll(fresh, video(progress=0)) == pytest.approx(USUAL_MARGIN * 20.0)
     assert r._next_poll(fresh, video(progress=None)) == pytest.approx(USUAL_MARGIN * 20.0)
-    now[0] = NOW + 10.0  # still nothing reported halfway: half of what is left
-    assert r._next_poll(fresh, video(progress=0)) == pytest.approx(USUAL_MARGIN * 10.0)
+    now[0] = NOW + 5.0  # still nothing reported: half of what is left
+    assert r._next_poll(fresh, video(progress=0)) == pytest.approx(USUAL_MARGIN * 15.0)
+    now[0] = NOW + 10.0  # half of what is left would leave one interval: look when it should be done
+    assert r._next_poll(fresh, video(progress=0)) == pytest.approx(10.0)
     now[0] = NOW + 19.5  # about due: polled at the interval
     assert r._next_poll(fresh, video(progress=0)) == INTERVAL
     assert r._urgency(fresh) == CLOSE
@@ -239,7 +265,9 @@ def test_urgency_puts_jobs_about_to_finish_first() -> None:
     assert (r._urgency(close), r._urgency(far), r._urgency(make_job(progress=0))) == (CLOSE, FAR, FAR)
 
 
-def test_jitter_reaches_but_never_passes_plus_or_minus_poll_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_jitter_delays_a_poll_by_up_to_poll_jitter_and_never_brings_it_forward(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     r = runner()
     asked: list[tuple[float, float]] = []
 
@@ -248,14 +276,14 @@ def test_jitter_reaches_but_never_passes_plus_or_minus_poll_jitter(monkeypatch: 
         return low if len(asked) % 2 else high
 
     monkeypatch.setattr(random, "uniform", extreme)
-    assert [r._jittered(10.0), r._jittered(10.0)] == [pytest.approx(8.0), pytest.approx(12.0)]
-    assert asked == [(-2.0, 2.0), (-2.0, 2.0)]
+    assert [r._jittered(10.0), r._jittered(10.0)] == [pytest.approx(10.0), pytest.approx(12.0)]
+    assert asked == [(0.0, 2.0), (0.0, 2.0)]
     monkeypatch.undo()
 
     random.seed(7)
     samples = [r._jittered(10.0) for _ in range(2000)]
-    assert all(8.0 <= sample <= 12.0 for sample in samples)
-    assert min(samples) < 8.2 and max(samples) > 11.8  # it does spread polls out
+    assert all(10.0 <= sample <= 12.0 for sample in samples)
+    assert min(samples) < 10.2 and max(samples) > 11.8  # it does spread polls out
     assert runner(timing=replace(TIMING, poll_jitter=0.0))._jittered(10.0) == 10.0
     assert r._jittered(0.0) == 0.0
 

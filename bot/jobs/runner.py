@@ -106,7 +106,7 @@ class RunnerTiming:
 
     poll_interval: float = 5.0
     card_edit_interval: float = 3.0  # at most one card edit per job this often (slower after an hour)
-    poll_jitter: float = 0.2  # ± this fraction of poll_interval
+    poll_jitter: float = 0.2  # a poll comes up to this fraction of its delay later (spreads jobs out)
     max_poll_hint: float = 60.0  # a provider's poll-after hint is honoured up to this
     max_poll_gap: float = 60.0  # the longest wait between two polls of a job far from done
     max_job_age: float = 6 * 3600.0  # without a sign of life from the provider: give up and refund
@@ -601,7 +601,8 @@ class JobRunner:
     def _next_poll(self, job: Job, video: Video) -> float:
         """Sparse while far from done, every POLL_INTERVAL_SECONDS when close: from the provider's hint,
         its queue position, the pace of its progress so far, or how long the model's jobs took lately;
-        plain interval polling without any of them."""
+        a job still queued at the provider is looked at less and less often; plain interval polling
+        without any of them."""
         interval = self.timing.poll_interval
         if video.poll_after is not None:
             return max(interval, min(video.poll_after, self.timing.max_poll_hint))
@@ -609,10 +610,15 @@ class JobRunner:
             return min(interval * (1 + video.queue_position), self.timing.max_poll_gap)
         remaining = self._remaining(job, video.progress)
         if remaining is None:
+            if video.status is VideoStatus.QUEUED and job.submitted_at is not None:
+                # Not started, so not close to done: wait as long again as it has waited so far.
+                return max(interval, min(self.clock() - job.submitted_at, self.timing.max_poll_gap))
             return interval
         # A usual duration is a guess about this job: look halfway, then at the pace of its progress.
         margin = PACE_MARGIN if video.progress else USUAL_MARGIN
-        return max(interval, min(remaining * margin, self.timing.max_poll_gap))
+        if remaining * (1 - margin) <= interval:  # a look before the end would leave under an interval
+            return max(interval, remaining)  # so look when it should be done
+        return min(remaining * margin, self.timing.max_poll_gap)
 
     def _remaining(self, job: Job, progress: int | None) -> float | None:
         """Seconds left at the pace progress went so far, or else by the model's usual duration (None
@@ -647,8 +653,9 @@ class JobRunner:
         return min(max(delay, hint), cap)
 
     def _jittered(self, delay: float) -> float:
-        spread = delay * self.timing.poll_jitter
-        return max(0.0, delay + random.uniform(-spread, spread))
+        """Up to `poll_jitter` of the delay later, never sooner: a poll planned for when a job should be
+        done does not come just before it."""
+        return delay + random.uniform(0.0, delay * self.timing.poll_jitter)
 
     # -- completed: download, fit, post -------------------------------------------------------------
 
