@@ -11,7 +11,7 @@ import pytest
 
 from bot.ratelimit import MARGIN, MAX_SLOW_DOWN, PROVIDER_PRIORITY, Priority, RequestBudget
 
-GAP_10 = 1.05 / 10  # the spacing at a rate of 10: a second counted 5 % long, over 10 starts
+GAP_10 = 1.1 / 10  # the spacing at a rate of 10: a second counted 10 % long, over 10 starts
 
 
 class FakeTime:
@@ -57,12 +57,12 @@ def at(*times: float) -> list[float]:
 
 
 def test_the_spacing_is_the_window_counted_a_little_long_over_the_rate() -> None:
-    assert MARGIN == 0.05
+    assert MARGIN == 0.10
     assert RequestBudget(10).gap == pytest.approx(GAP_10)
-    assert RequestBudget(40).gap == pytest.approx(1.05 / 40)
+    assert RequestBudget(40).gap == pytest.approx(1.1 / 40)
     assert RequestBudget(10.9).gap == pytest.approx(GAP_10)  # whole starts per second
-    assert RequestBudget(1).gap == pytest.approx(1.05)
-    assert RequestBudget(0.5).gap == pytest.approx(2.10)  # below 1: one start per 1/rate s, 5 % longer
+    assert RequestBudget(1).gap == pytest.approx(1.1)
+    assert RequestBudget(0.5).gap == pytest.approx(2.2)  # below 1: one start per 1/rate s, 10 % longer
 
 
 async def test_no_one_second_window_holds_more_than_the_rate(fake: FakeTime) -> None:
@@ -72,12 +72,12 @@ async def test_no_one_second_window_holds_more_than_the_rate(fake: FakeTime) -> 
     assert len(times) == 100
     assert all(later - earlier >= GAP_10 - 1e-9 for earlier, later in itertools.pairwise(times))
     # Any 11 starts span more than a second, with the margin to spare for jitter on the way.
-    assert all(later - earlier >= 1.05 - 1e-9 for earlier, later in zip(times, times[10:], strict=False))
+    assert all(later - earlier >= 1.1 - 1e-9 for earlier, later in zip(times, times[10:], strict=False))
     assert times[-1] == pytest.approx(99 * GAP_10)  # and the budget is used in full, not more cautiously
 
 
 async def test_starts_are_spaced_evenly_not_granted_in_a_burst(fake: FakeTime) -> None:
-    """A queue of 11 goes one every 1.05/rate s, not 10 at once and the 11th a window later."""
+    """A queue of 11 goes one every 1.1/rate s, not 10 at once and the 11th a window later."""
     b, starts = budget(fake, 10), []
     fake.now = 0.5
     await asyncio.gather(*(start(b, fake, starts, str(i), 0) for i in range(11)))
@@ -87,14 +87,14 @@ async def test_starts_are_spaced_evenly_not_granted_in_a_burst(fake: FakeTime) -
 
 async def test_most_urgent_first_then_fifo_within_a_priority(fake: FakeTime) -> None:
     b, starts = budget(fake, 1), []
-    await b.acquire()  # the next start may come at t=1.05
+    await b.acquire()  # the next start may come at t=1.1
     queued = [asyncio.create_task(start(b, fake, starts, name, 2)) for name in ("routine1", "routine2")]
     queued.append(asyncio.create_task(start(b, fake, starts, "near-done", 1)))
     await asyncio.sleep(0)
     queued.append(asyncio.create_task(start(b, fake, starts, "delivery", 0)))
     await asyncio.gather(*queued)
     assert [name for _, name in starts] == ["delivery", "near-done", "routine1", "routine2"]
-    assert [t for t, _ in starts] == at(1.05, 2.10, 3.15, 4.20)
+    assert [t for t, _ in starts] == at(1.1, 2.2, 3.3, 4.4)
 
 
 async def test_a_waiter_that_slept_looks_again_before_it_goes(fake: FakeTime) -> None:
@@ -104,7 +104,7 @@ async def test_a_waiter_that_slept_looks_again_before_it_goes(fake: FakeTime) ->
     tasks: list[asyncio.Task[None]] = []
 
     def meanwhile() -> None:
-        if len(fake.sleeps) == 1:  # while "routine" sleeps until t=0.105
+        if len(fake.sleeps) == 1:  # while "routine" sleeps until t=0.11
             b.slow_down(2)
             tasks.append(asyncio.create_task(start(b, fake, starts, "urgent", 0)))
 
@@ -121,10 +121,10 @@ async def test_slow_down_holds_every_priority(fake: FakeTime) -> None:
     b.slow_down(5)
     await asyncio.gather(*(start(b, fake, starts, str(p), p) for p in (2, 1, 0)))
     assert [name for _, name in starts] == ["0", "1", "2"]
-    assert [t for t, _ in starts] == at(5.0, 5.525, 6.05)  # the pause, then the spacing again
+    assert [t for t, _ in starts] == at(5.0, 5.55, 6.1)  # the pause, then the spacing again
     b.slow_down(3600)
     await start(b, fake, starts, "capped", 0)
-    assert starts[-1] == (pytest.approx(6.05 + MAX_SLOW_DOWN), "capped")
+    assert starts[-1] == (pytest.approx(6.1 + MAX_SLOW_DOWN), "capped")
 
 
 async def test_a_slow_down_reaches_those_already_waiting(fake: FakeTime) -> None:
@@ -160,7 +160,7 @@ async def test_cancelled_waiter_lets_the_next_one_proceed(fake: FakeTime) -> Non
         await waiting
     with pytest.raises(asyncio.CancelledError):
         await cancelled
-    assert starts == [(pytest.approx(1.05), "next")]
+    assert starts == [(pytest.approx(1.1), "next")]
 
 
 async def test_waiter_cancelled_when_its_turn_came_hands_the_turn_on(fake: FakeTime) -> None:
@@ -178,9 +178,9 @@ async def test_waiter_cancelled_when_its_turn_came_hands_the_turn_on(fake: FakeT
     async with asyncio.timeout(5):  # a deadline against a hang, not a timing assertion
         await asyncio.gather(*tasks)
     assert victim.cancelled()
-    assert starts == [(pytest.approx(1.05), "first"), (pytest.approx(2.10), "last")]
+    assert starts == [(pytest.approx(1.1), "first"), (pytest.approx(2.2), "last")]
     await start(b, fake, starts, "after", 0)  # the budget still works, the victim took no start
-    assert starts[-1] == (pytest.approx(3.15), "after")
+    assert starts[-1] == (pytest.approx(3.3), "after")
 
 
 async def test_priority_comes_from_the_budgets_context(fake: FakeTime) -> None:
