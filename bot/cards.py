@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import discord
 
 from bot.jobs.models import Job, JobStatus
@@ -30,6 +32,7 @@ def source_of(job: Job) -> int | None:
     return job.extended_from if job.extended_from is not None else job.remixed_from
 
 
+@functools.lru_cache(maxsize=2048)  # a card shows the same prompt at every edit
 def inert(text: str) -> str:
     """Member text made safe to show publicly: markdown and masked links escaped, mentions defused."""
     escaped = discord.utils.escape_markdown(text, ignore_links=False)

@@ -76,7 +76,7 @@ class Job:
         """A row of the columns `JOB_SELECT` names, in that order (by position: a lookup by name in a
         sqlite3.Row compares it with every column's)."""
         values = list(row)
-        values[_STATUS] = JobStatus(values[_STATUS])
+        values[_STATUS] = _STATUSES[values[_STATUS]]
         values[_COMPRESSED] = bool(values[_COMPRESSED])
         if values[_AUDIO] is not None:
             values[_AUDIO] = bool(values[_AUDIO])
@@ -95,4 +95,5 @@ class Job:
 JOB_COLUMNS = tuple(field.name for field in fields(Job))
 #: What to select (or return) for `Job.from_row`.
 JOB_SELECT = ", ".join(JOB_COLUMNS)
+_STATUSES = {status.value: status for status in JobStatus}  # cheaper than JobStatus(value)
 _STATUS, _COMPRESSED, _AUDIO = (JOB_COLUMNS.index(name) for name in ("status", "compressed", "audio"))

@@ -95,6 +95,8 @@ class BaseVideoClient(ABC):
         if not base.absolute or base.scheme not in ("http", "https"):
             raise ValueError("base_url must be an absolute http(s) URL")
         self._base = self._api_root(base)
+        self._base_text = str(self._base).rstrip("/")  # both read for every request
+        self._origin = self._base.origin()
         self._api_key = api_key
         self._session = session
         self._auth_value = f"Bearer {api_key}" if auth == "bearer" else api_key
@@ -187,7 +189,7 @@ class BaseVideoClient(ABC):
     def _url(self, *segments: str, query: Mapping[str, str] | None = None) -> URL:
         """The base URL plus path segments, each fully percent-encoded (ids may hold ``/`` or ``:``)."""
         path = "/".join(quote(segment, safe="") for segment in segments)
-        text = f"{str(self._base).rstrip('/')}/{path}"
+        text = f"{self._base_text}/{path}"
         if query:
             text += "?" + urlencode(query, quote_via=quote)
         return URL(text, encoded=True)
@@ -195,7 +197,7 @@ class BaseVideoClient(ABC):
     def _headers(self, url: URL, **extra: str) -> dict[str, str]:
         """Request headers; the key goes only to the base URL's own origin, never to a CDN."""
         headers = {"User-Agent": "soracord", **extra}
-        if url.origin() == self._base.origin():
+        if url.origin() == self._origin:
             headers["Authorization"] = self._auth_value
         return headers
 

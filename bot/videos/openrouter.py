@@ -173,8 +173,8 @@ class OpenRouterVideoClient(BaseVideoClient):
         is missing or points elsewhere (the job is then polled at ``/videos/{id}``)."""
         if not isinstance(value, str) or not value.strip():
             return None
-        url = self._base.origin().join(URL(value.strip()))
-        if url.origin() != self._base.origin():
+        url = self._origin.join(URL(value.strip()))
+        if url.origin() != self._origin:
             log.warning("ignoring a polling_url on another host: %s", url.origin())
             return None
         return str(url)
