@@ -1,8 +1,8 @@
 """The event loop the bot runs on: uvloop where it is installed (Linux and macOS), else asyncio's own.
 
 uvloop runs the same asyncio code with a cheaper loop and cheaper sockets; with a thousand jobs in
-flight most of the bot's CPU goes to HTTP requests and loop turns, which it makes about a sixth
-cheaper (`bench/README.md`). It is not built for Windows, where the bot uses asyncio's loop.
+flight most of the bot's CPU goes to HTTP requests and loop turns (`bench/README.md`). It is not
+built for Windows, where the bot uses asyncio's loop.
 """
 
 from __future__ import annotations
