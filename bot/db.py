@@ -1,4 +1,5 @@
-"""The SQLite database: one aiosqlite connection (WAL, foreign keys) and the migration runner."""
+"""The SQLite database (statements in the loop's thread; aiosqlite's for waits and migrations) and the
+migration runner."""
 
 from __future__ import annotations
 
