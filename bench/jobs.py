@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import event_loop as bot_event_loop
-from tests.fakes.discord_fake import FakeDiscord, FakeMessage
+from tests.fakes.discord_fake import FakeDiscord, FakeMessage, peak_in_one_second
 from tests.fakes.mp4 import make_mp4
 from tests.fakes.videos_fake import FakeVideo, FakeVideosAPI
 
@@ -141,17 +141,6 @@ def percentile(values: list[float], p: float) -> float:
         return math.nan
     ordered = sorted(values)
     return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
-def per_second_peak(times: Iterable[float]) -> int:
-    """The most of these moments that fall within any half-open second [t, t + 1)."""
-    ordered = sorted(times)
-    peak = first = 0
-    for last, moment in enumerate(ordered):
-        while moment - ordered[first] >= 1.0:
-            first += 1
-        peak = max(peak, last - first + 1)
-    return peak
 
 
 def peak_overlap(spans: Iterable[tuple[float, float]]) -> int:
@@ -713,7 +702,7 @@ def bot_figures(
     videos = [video for video in state["videos"] if video["prompt"] in prompts]
     side.videos_created = len(videos)
     side.provider_calls = state["calls"]
-    side.provider_peak = per_second_peak(state["call_times"])
+    side.provider_peak = peak_in_one_second(state["call_times"])
     by_prompt: dict[str, dict[str, Any]] = {}
     for video in videos:
         if video["status"] == "completed":
@@ -877,7 +866,7 @@ async def run_baseline_side(args: argparse.Namespace, tmp: Path, cpus: tuple[set
         if outcome["errors"]:
             side.notes += [f"{len(outcome['errors'])} job(s) failed", *outcome["errors"][:5]]
         side.provider_calls = state["calls"]
-        side.provider_peak = per_second_peak(state["call_times"])
+        side.provider_peak = peak_in_one_second(state["call_times"])
         side.videos_created = len(state["videos"])
         latencies(side, state["videos"], outcome["written"])
         if args.big_clip_mb:

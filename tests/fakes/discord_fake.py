@@ -150,6 +150,17 @@ class _Session:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
+def peak_in_one_second(times: Iterable[float]) -> int:
+    """The most of these moments that fall within any half-open second [t, t + 1)."""
+    ordered = sorted(times)
+    peak = first = 0
+    for last, moment in enumerate(ordered):
+        while moment - ordered[first] >= _GLOBAL_WINDOW:
+            first += 1
+        peak = max(peak, last - first + 1)
+    return peak
+
+
 class FakeDiscord:
     """The fake Discord server and its state. See the module docstring for the workflow."""
 
@@ -476,17 +487,11 @@ class FakeDiscord:
         Interaction endpoints (the callback and the token's webhooks) are left out unless
         `exclude_interaction_callbacks` is False, as Discord's global limit leaves them out.
         """
-        times = sorted(
+        return peak_in_one_second(
             call.time
             for call in self.calls
             if self._bot_call(call) or (call.interaction_endpoint and not exclude_interaction_callbacks)
         )
-        peak, first = 0, 0
-        for last, moment in enumerate(times):
-            while moment - times[first] >= _GLOBAL_WINDOW:
-                first += 1
-            peak = max(peak, last - first + 1)
-        return peak
 
     async def wait_for(
         self,
