@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from bot import event_loop
@@ -22,6 +23,13 @@ def pytest_asyncio_loop_factories(
 ) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
     """Every test runs on the event loop the bot runs on (uvloop where it is installed)."""
     return {"bot": event_loop.new_event_loop}
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain aiohttp session for the provider clients under test."""
+    async with aiohttp.ClientSession() as session:
+        yield session
 
 
 @pytest.fixture

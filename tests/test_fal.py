@@ -91,12 +91,6 @@ async def fake(clock: ManualClock) -> AsyncIterator[FakeFal]:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
 def sleeps() -> Sleeps:
     return Sleeps()
 

@@ -65,12 +65,6 @@ async def fake() -> AsyncIterator[FakeOpenRouter]:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
 def sleeps() -> Sleeps:
     return Sleeps()
 

@@ -5,7 +5,6 @@ Against the fake Videos API; the budget's time is a manual clock."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +49,6 @@ class RecordingBudget(RequestBudget):
     async def acquire(self, priority: int | None = None) -> None:
         self.asked.append((self.priority.get() if priority is None else priority, len(self.fake.calls)))
         await super().acquire(priority)
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 @pytest.fixture
