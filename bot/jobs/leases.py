@@ -248,6 +248,8 @@ async def _tell(adopted: Callable[[list[Adopted]], Awaitable[None]], jobs: list[
 class LeasedJobStore(JobStore):
     """The job store whose new jobs are leased by this process from the moment they are written."""
 
+    only_writer = False  # other processes change jobs too: every look reads the database
+
     def __init__(
         self, db: Database | PostgresDatabase, quotas: Quotas, leases: Leases, **options: Any
     ) -> None:

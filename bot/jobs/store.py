@@ -2,17 +2,21 @@
 
 A change of state names the state it expects (`transition`): if the job moved on meanwhile (ended,
 cancelled, taken over), `StaleJob` is raised and nothing is written, so no step acts on an old view.
+While this process is the database's only writer, it remembers what it wrote (`KnownJobs`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from bot.db import Database
+from bot.db_cursor import TransactionConnection
+from bot.jobs.known import KnownJobs
 from bot.jobs.models import FINISHED, IN_FLIGHT, JOB_COLUMNS, JOB_SELECT, Job, JobStatus
 from bot.quotas import Quotas
 
@@ -47,10 +51,14 @@ class StaleJob(RuntimeError):
 
 
 class JobStore:
+    #: Whether no other process writes this database's jobs (SQLite), so what it wrote can be trusted.
+    only_writer = True
+
     def __init__(self, db: Database, quotas: Quotas, *, clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self.quotas = quotas
         self.clock = clock
+        self._known = KnownJobs(enabled=self.only_writer)
 
     async def create(self, new: NewJob) -> Job:
         now = self.clock()
@@ -65,11 +73,21 @@ class JobStore:
         (row,) = await self.db.write_returning(
             f"INSERT INTO jobs ({columns}) VALUES ({marks}) RETURNING {JOB_SELECT}", tuple(values.values())
         )
-        return Job.from_row(row)
+        job = Job.from_row(row)
+        self._known.wrote(job)
+        return job
 
     async def get(self, job_id: int) -> Job | None:
+        job = self._known.get(job_id)
+        if job is not None:
+            return job
+        generation = self._known.generation
         row = await self.db.fetchone(f"SELECT {JOB_SELECT} FROM jobs WHERE id = ?", (job_id,))
-        return Job.from_row(row) if row else None
+        if row is None:
+            return None
+        job = Job.from_row(row)
+        self._known.read(job, generation)
+        return job
 
     async def require(self, job_id: int) -> Job:
         job = await self.get(job_id)
@@ -102,7 +120,19 @@ class JobStore:
         not in one of `expected`. One statement, so one trip to the database for a state change."""
         sql, params = self._update_sql(job_id, changes, expected)
         rows = await self.db.write_returning(f"{sql} RETURNING {JOB_SELECT}", params)
-        return Job.from_row(rows[0]) if rows else None
+        if not rows:
+            self._known.forget(job_id)
+            return None
+        job = Job.from_row(rows[0])
+        self._known.wrote(job)
+        return job
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[TransactionConnection]:
+        """A transaction that changes jobs: the jobs it changes are read afresh after it."""
+        with self._known.writing():
+            async with self.db.transaction() as conn:
+                yield conn
 
     async def _update(
         self,
@@ -114,6 +144,7 @@ class JobStore:
     ) -> bool:
         """UPDATE one job inside a transaction (only while its status is one of `expected`, if given);
         True if it changed."""
+        self._known.forget(job_id)
         cursor = await conn.execute(*self._update_sql(job_id, changes, expected))
         return cursor.rowcount == 1
 
@@ -135,7 +166,7 @@ class JobStore:
     async def reserve(self, job: Job, cost_micros: int, *, queue_limit: int = 0, **changes: Any) -> Job:
         """Reserve the budget and accept the job in one transaction: it starts (reserved) when the server
         has a free slot, else waits in the server's queue (queued) — or the quota's refusal is raised."""
-        async with self.db.transaction() as conn:
+        async with self._transaction() as conn:
             accepted = await self._update(
                 conn, job.id, {"cost_micros": cost_micros, **changes}, expected=(JobStatus.RECEIVED,)
             )
@@ -179,7 +210,7 @@ class JobStore:
     async def start_next(self, guild_id: int, max_in_flight: int) -> list[int]:
         """Move queued jobs to reserved, in queue order, while the server has free slots; their ids."""
         started: list[int] = []
-        async with self.db.transaction() as conn:
+        async with self._transaction() as conn:
             async with conn.execute(
                 f"SELECT COUNT(*) AS n FROM jobs WHERE guild_id = ? AND status IN ({_IN_FLIGHT_MARKS})",
                 (guild_id, *IN_FLIGHT_VALUES),
@@ -198,7 +229,7 @@ class JobStore:
         """End the job without a clip and refund what it reserved — if it is in one of `only_from` (any
         unfinished state by default); otherwise it stays as it is (check the returned job's status)."""
         now = self.clock()
-        async with self.db.transaction() as conn:
+        async with self._transaction() as conn:
             changes = {
                 "status": JobStatus.FAILED.value,
                 "error": reason,
@@ -225,7 +256,8 @@ class JobStore:
             **changes,
         }
         sql, params = self._update_sql(job_id, posted, (JobStatus.POSTING,))
-        async with self.db.transaction() as conn:
+        self._known.forget(job_id)
+        async with self._transaction() as conn:
             cursor = await conn.execute(f"{sql} RETURNING actual_cost_micros", params)
             rows = await cursor.fetchall()  # to the end: the statement is done before the next one
             if not rows:
@@ -235,7 +267,8 @@ class JobStore:
 
     async def forget_expired_tokens(self) -> int:
         """Delete interaction tokens Discord no longer accepts (they are credentials); returns how many."""
-        async with self.db.transaction() as conn:
+        self._known.forget_all()
+        async with self._transaction() as conn:
             cursor = await conn.execute(
                 "UPDATE jobs SET interaction_token = NULL"
                 " WHERE interaction_token IS NOT NULL AND token_expires_at < ?",
