@@ -457,15 +457,13 @@ class JobRunner:
     # -- reserved: the card, then the submission ----------------------------------------------------
 
     async def _start(self, job: Job) -> float | None:
-        if job.card_message_id is None:
-            card_id = await chat(self.delivery.ensure_card(job))
-            await self.store.transition(job.id, JobStatus.RESERVED, card_message_id=card_id)
-            self._card_event(job.id).set()
-            return 0
-        self._card_event(job.id).set()
+        changes: dict[str, int] = {}
+        if job.card_message_id is None:  # its id is written with the submission's start: one write
+            changes["card_message_id"] = await chat(self.delivery.ensure_card(job))
         job = await self.store.transition(
-            job.id, JobStatus.RESERVED, JobStatus.SUBMITTING, submitted_at=self.clock()
+            job.id, JobStatus.RESERVED, JobStatus.SUBMITTING, submitted_at=self.clock(), **changes
         )
+        self._card_event(job.id).set()
         try:
             video = await self._send(job)
         except RateLimitedError as error:
