@@ -10,6 +10,7 @@ posts and final card edits first.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from types import SimpleNamespace
@@ -34,10 +35,15 @@ def counts_against_budget(url: URL, headers: Mapping[str, str]) -> bool:
     if not headers.get("Authorization", "").startswith("Bot "):
         return False
     path = url.path
-    base = URL(discord.http.Route.BASE).path.rstrip("/")
+    base = _base_path(discord.http.Route.BASE)
     if base and path.startswith(base + "/"):
         path = path[len(base) :]
     return _INTERACTION_ENDPOINT.match(path) is None
+
+
+@functools.lru_cache(maxsize=4)  # once per base URL, not once per request
+def _base_path(base: str) -> str:
+    return URL(base).path.rstrip("/")
 
 
 def discord_budget_trace(budget: RequestBudget) -> aiohttp.TraceConfig:

@@ -235,6 +235,8 @@ def discard(path: Path | None) -> None:
 
 def check_permissions(permissions: discord.Permissions) -> None:
     """The bot must be able to post the card and the clip here."""
+    if permissions.is_superset(REQUIRED_PERMISSIONS):
+        return
     missing = [
         PERMISSION_NAMES[name]
         for name, needed in REQUIRED_PERMISSIONS

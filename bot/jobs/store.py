@@ -8,6 +8,7 @@ While this process is the database's only writer, it remembers what it wrote (`K
 from __future__ import annotations
 
 import contextlib
+import functools
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -151,15 +152,10 @@ class JobStore:
     def _update_sql(
         self, job_id: int, changes: dict[str, Any], expected: tuple[JobStatus, ...] | None
     ) -> tuple[str, tuple[Any, ...]]:
-        unknown = set(changes) - set(JOB_COLUMNS)
-        if unknown:
-            raise ValueError(f"unknown job columns: {sorted(unknown)}")
         changes = {**changes, "updated_at": self.clock()}
-        assignments = ", ".join(f"{name} = ?" for name in changes)
-        sql = f"UPDATE jobs SET {assignments} WHERE id = ?"
+        sql = _update_statement(tuple(changes), None if expected is None else len(expected))
         params: tuple[Any, ...] = (*changes.values(), job_id)
         if expected is not None:
-            sql += f" AND status IN ({', '.join('?' for _ in expected)})"
             params += tuple(status.value for status in expected)
         return sql, params
 
@@ -312,6 +308,19 @@ class JobStore:
             (guild_id, member_id, limit),
         )
         return [Job.from_row(row) for row in rows]
+
+
+@functools.lru_cache(maxsize=128)  # the runner writes the same few shapes over and over
+def _update_statement(columns: tuple[str, ...], expected: int | None) -> str:
+    """UPDATE of `columns` of one job, guarded by `expected` allowed statuses (None: any)."""
+    unknown = set(columns) - set(JOB_COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown job columns: {sorted(unknown)}")
+    assignments = ", ".join(f"{name} = ?" for name in columns)
+    sql = f"UPDATE jobs SET {assignments} WHERE id = ?"
+    if expected is not None:
+        sql += f" AND status IN ({', '.join('?' for _ in range(expected))})"
+    return sql
 
 
 def take_turns(queued: list[tuple[int, int]], last_start: dict[int, float]) -> list[int]:

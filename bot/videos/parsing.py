@@ -29,6 +29,18 @@ _QUEUED = {"queued", "pending", "submitted", "not_start", "not_started", "prepar
 _RUNNING = {"processing", "in_progress", "running", "generating", "active"}
 _COMPLETED = {"completed", "complete", "success", "succeeded", "finished"}
 _FAILED = {"failed", "failure", "fail", "error", "cancelled", "canceled", "expired"}
+#: Each spelling above as it is most often sent, looked up before any normalisation.
+_STATUS_WORDS = {
+    word: status
+    for words, status in (
+        (_RUNNING, VideoStatus.IN_PROGRESS),
+        (_QUEUED, VideoStatus.QUEUED),
+        (_COMPLETED, VideoStatus.COMPLETED),
+        (_FAILED, VideoStatus.FAILED),
+    )
+    for word in words
+}
+_NUMBER = re.compile(r"\s*([-+]?\d+(?:\.\d*)?|[-+]?\.\d+)\s*(?:%|s|sec|seconds)?\s*")
 
 _logged_unknown_statuses: set[str] = set()
 _MAX_LOGGED_UNKNOWN = 100  # a misbehaving provider must not grow this set without bound
@@ -48,6 +60,8 @@ def normalize_status(value: object) -> VideoStatus:
     Unknown (or missing) statuses count as still running, so a new spelling delays a job
     rather than failing it; each is logged once at debug level.
     """
+    if isinstance(value, str) and value in _STATUS_WORDS:
+        return _STATUS_WORDS[value]
     text = re.sub(r"[\s-]+", "_", str(value).strip().lower()) if value is not None else ""
     if text in _RUNNING:
         return VideoStatus.IN_PROGRESS
@@ -65,12 +79,14 @@ def normalize_status(value: object) -> VideoStatus:
 
 def _number(value: object) -> float | None:
     """A finite number from an int, float or numeric string (``"37"``, ``"37.5%"``, ``" 4s "``)."""
+    if type(value) is int:  # the usual case, first
+        return float(value)
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
         number = float(value)
     elif isinstance(value, str):
-        match = re.fullmatch(r"\s*([-+]?\d+(?:\.\d*)?|[-+]?\.\d+)\s*(?:%|s|sec|seconds)?\s*", value)
+        match = _NUMBER.fullmatch(value)
         if match is None:
             return None
         number = float(match.group(1))
@@ -170,7 +186,11 @@ def parse_video(payload: Any, *, poll_after: float | None = None) -> Video:
     payload = unwrap(payload)
     if not isinstance(payload, dict):
         raise ValueError(f"expected a video object, got {type(payload).__name__}")
-    video_id = next((_text(payload.get(key)) for key in _ID_KEYS if _text(payload.get(key))), None)
+    video_id = None
+    for key in _ID_KEYS:
+        video_id = _text(payload.get(key))
+        if video_id:
+            break
     if video_id is None:
         raise ValueError("video object has no id")
     return Video(
