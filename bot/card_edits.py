@@ -1,9 +1,13 @@
-"""Card edits, coalesced: at most one edit per card per interval (finals included), the newest state wins.
+"""Card edits, coalesced: at most one edit per card per interval (the post and finals included), the
+newest state wins.
 
 A job reports its state as often as it likes; only the newest one waiting for a card is kept, rendered
 once when its turn comes, and sent only if it differs from what the card shows. Finals (the job ended,
 "Compressing…") go to Discord before progress (`DISCORD_PRIORITY`), so clip posts and final words are
 not stuck behind a thousand progress bars.
+
+A progress state whose turn comes shortly before the job's next look at the provider waits for that
+look (by at most one interval), so that one edit shows what both had to say.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ URGENT, ROUTINE = 0, 2
 #: Cards older than an hour are edited more slowly (Discord's code 30046 on old messages).
 SLOW_AFTER = 3600.0
 SLOW_FACTOR = 10
+#: How long after a job's next look its waiting state is held: the look's round trip, so that its
+#: answer can still replace the state.
+LOOK_GRACE = 0.5
 
 
 Render = Callable[[Job, str | None], Awaitable[tuple[discord.Embed, discord.ui.View | None]]]
@@ -43,6 +50,7 @@ class _Wanted:
     job: Job
     note: str | None
     final: bool
+    hold_until: float = float("-inf")  # the job's next look (plus grace), on `clock`
 
 
 class CardEdits:
@@ -70,20 +78,36 @@ class CardEdits:
         self._sleeping: set[int] = set()  # cards whose sender waits for their turn (not sending)
         self._draining = False
 
-    def want(self, job: Job, *, note: str | None = None, final: bool = False) -> None:
-        """Show this state on the job's card when its turn comes (replacing any state still waiting)."""
+    def want(
+        self, job: Job, *, note: str | None = None, final: bool = False, next_look: float | None = None
+    ) -> None:
+        """Show this state on the job's card when its turn comes (replacing any state still waiting);
+        `next_look`: in how many seconds the job is looked at again (None: not known, or never)."""
         if job.card_message_id is None:
             return
         waiting = self._wanted.get(job.id)
-        self._wanted[job.id] = _Wanted(job, note, final or (waiting is not None and waiting.final))
+        wanted = _Wanted(job, note, final or (waiting is not None and waiting.final))
+        self._wanted[job.id] = wanted
+        if next_look is not None:
+            self.looking(job.id, next_look)
         if job.id not in self._senders:
             self._senders[job.id] = asyncio.create_task(self._send(job.id), name=f"card-{job.id}")
+
+    def looking(self, job_id: int, next_look: float) -> None:
+        """The job is looked at again in `next_look` seconds: a state waiting for its card may wait
+        for that look."""
+        wanted = self._wanted.get(job_id)
+        if wanted is not None:
+            wanted.hold_until = self.clock() + next_look + LOOK_GRACE
+
+    def posted(self, job_id: int, embed: discord.Embed, view: discord.ui.View | None) -> None:
+        """The card was just posted showing this: its first edit waits its turn like any other."""
+        self._shown[job_id] = (self.clock(), _shown(embed, view))
 
     async def _send(self, job_id: int) -> None:
         try:
             while (wanted := self._wanted.get(job_id)) is not None:
-                last_time = self._shown.get(job_id, (float("-inf"), None))[0]
-                wait = last_time + self._interval(wanted.job) - self.clock()
+                wait = self._turn(wanted) - self.clock()
                 if wait > 0 and not self._draining:
                     self._sleeping.add(job_id)
                     try:
@@ -98,9 +122,18 @@ class CardEdits:
                 self._ended.discard(job_id)
                 self._shown.pop(job_id, None)
 
+    def _turn(self, wanted: _Wanted) -> float:
+        """When the waiting state may be sent: an interval after the last edit, or at the job's next
+        look when that comes within one more interval (progress only)."""
+        interval = self._interval(wanted.job)
+        due = self._shown.get(wanted.job.id, (float("-inf"), None))[0] + interval
+        if not wanted.final and due < wanted.hold_until <= due + interval:
+            return wanted.hold_until
+        return due
+
     async def _show(self, wanted: _Wanted) -> None:
         embed, view = await self._render(wanted.job, wanted.note)
-        rendered: Shown | None = (embed.to_dict(), view.to_components() if view else [])
+        rendered: Shown | None = _shown(embed, view)
         job_id = wanted.job.id
         if self._shown.get(job_id, (0.0, None))[1] == rendered:
             return
@@ -138,3 +171,7 @@ class CardEdits:
             await self._show(wanted)
         self._wanted.clear()
         self._draining = False
+
+
+def _shown(embed: discord.Embed, view: discord.ui.View | None) -> Shown:
+    return embed.to_dict(), view.to_components() if view else []

@@ -114,11 +114,18 @@ class DiscordDelivery:
         if job.card_message_id is not None:
             return job.card_message_id
         embed, view = await self._render_card(job, None)
-        return await self._send(job, "card", content=None, embed=embed, view=view, mentions=NO_ONE)
+        card_id = await self._send(job, "card", content=None, embed=embed, view=view, mentions=NO_ONE)
+        self.cards.posted(job.id, embed, view)
+        return card_id
 
-    async def update_card(self, job: Job, *, note: str | None = None, final: bool = False) -> None:
+    async def update_card(
+        self, job: Job, *, note: str | None = None, final: bool = False, next_look: float | None = None
+    ) -> None:
         """Show the job's state on its card soon (coalesced, at most one edit per card per interval)."""
-        self.cards.want(job, note=note, final=final)
+        self.cards.want(job, note=note, final=final, next_look=next_look)
+
+    def looking(self, job: Job, next_look: float) -> None:
+        self.cards.looking(job.id, next_look)
 
     async def post_clip(self, job: Job, clip: Path, *, compressed: bool) -> int:
         caption = clip_caption(job, compressed=compressed, source_link=await self._source_link(job))

@@ -225,6 +225,7 @@ class StubDelivery:
         self.fallbacks: list[tuple[int, str]] = []
         self.find_calls: list[int] = []
         self.forgotten: list[int] = []
+        self.looks: list[tuple[int, float]] = []
         self.interrupted: list[Job] = []
 
     async def ensure_card(self, job: Job) -> int:
@@ -234,9 +235,14 @@ class StubDelivery:
             await self.before_card(job)
         return self.cards.next(job)
 
-    async def update_card(self, job: Job, *, note: str | None = None, final: bool = False) -> None:
+    async def update_card(
+        self, job: Job, *, note: str | None = None, final: bool = False, next_look: float | None = None
+    ) -> None:
         self.events.append("update_card")
         self.card_updates.append((job.id, job.status, job.progress, final))
+
+    def looking(self, job: Job, next_look: float) -> None:
+        self.looks.append((job.id, next_look))
 
     async def post_clip(self, job: Job, clip: Path, *, compressed: bool) -> int:
         self.events.append("post_clip")
@@ -431,6 +437,23 @@ async def env(tmp_path: Path, sample_mp4: Path):
         for runner in world.runners:
             await runner.stop()
         await db.close()
+
+
+async def test_a_look_that_changes_nothing_tells_the_card_only_when_the_next_look_comes(env: Env) -> None:
+    env.videos.create_outcomes.push(video("v1", VideoStatus.QUEUED, progress=0))
+    env.videos.retrieve_outcomes.push(
+        video("v1", VideoStatus.QUEUED, progress=0), video("v1", VideoStatus.COMPLETED, progress=100)
+    )
+    runner = await env.started_runner()
+    job = await env.job()
+    runner.launch(job.id)
+    await runner.wait_idle()
+    assert [update[1:] for update in env.delivery.card_updates] == [
+        (JobStatus.SUBMITTED, 0, False),  # queued at the provider
+        (JobStatus.POSTED, 100, True),
+    ]
+    _after_create, after_the_look = env.sleep.delays
+    assert env.delivery.looks == [(job.id, after_the_look)]  # the card's waiting state may wait for that look
 
 
 def ended_card(env: Env, job: Job) -> bool:

@@ -20,7 +20,7 @@ from typing import Any
 import discord
 import pytest
 
-from bot.card_edits import DISCORD_PRIORITY, ROUTINE, SLOW_FACTOR, URGENT, CardEdits
+from bot.card_edits import DISCORD_PRIORITY, LOOK_GRACE, ROUTINE, SLOW_FACTOR, URGENT, CardEdits
 from bot.jobs.models import Job, JobStatus
 from bot.jobs.runner import CLOSE, FAR, LEARN_RATE, PACE_MARGIN, USUAL_MARGIN, JobRunner, RunnerTiming
 from bot.videos.models import Video, VideoStatus
@@ -444,6 +444,55 @@ async def test_cards_over_an_hour_old_are_edited_more_slowly(
     assert len(card.sent) == 2
     await clock.advance(0.1)
     assert [e.at for e in card.sent] == [0.0, EDIT_INTERVAL, EDIT_INTERVAL * (1 + SLOW_FACTOR)]
+
+
+async def test_the_post_counts_as_the_cards_first_showing(
+    edits: CardEdits, card: Card, clock: ManualTime
+) -> None:
+    job = make_job(progress=10)
+    embed, view = await card.render(job, None)
+    edits.posted(job.id, embed, view)
+    edits.want(job)  # renders as posted: nothing to send
+    await clock.advance(EDIT_INTERVAL)
+    edits.want(replace(job, progress=20))
+    await clock.advance(0.0)
+    assert [(e.at, e.progress) for e in card.sent] == [(EDIT_INTERVAL, 20)]
+
+
+async def test_a_state_due_just_before_the_jobs_next_look_waits_for_it_and_one_edit_shows_both(
+    edits: CardEdits, card: Card, clock: ManualTime
+) -> None:
+    job = make_job()
+    embed, view = await card.render(job, None)
+    edits.posted(job.id, embed, view)
+    edits.want(replace(job, progress=0), note="queued", next_look=1.0)  # due at 3 s; the look is sooner
+    await clock.advance(1.0)
+    edits.looking(job.id, 2.0)  # that look changed nothing; the next one is at 3 s (due: so no hold)
+    await clock.advance(1.0)
+    edits.looking(job.id, 2.0)  # the next look is at 4 s: within an interval of the turn, so it waits
+    await clock.advance(1.5)
+    assert card.sent == []
+    edits.want(replace(job, progress=20), next_look=12.0)  # the 4 s look's news replaces the state
+    await clock.advance(1.0)
+    assert [(e.at, e.progress, e.note) for e in card.sent] == [(4.0 + LOOK_GRACE, 20, "")]
+
+
+async def test_a_held_state_goes_when_the_look_brings_nothing_and_never_waits_past_one_more_interval(
+    edits: CardEdits, card: Card, clock: ManualTime
+) -> None:
+    job = make_job()
+    edits.want(replace(job, progress=10))
+    await settle()
+    edits.want(replace(job, progress=20), next_look=1.0)  # before its turn (3 s): no wait
+    edits.want(replace(job, progress=30), note="held", next_look=3.2)  # 3.7 s: waits past the turn
+    await clock.advance(3.2 + LOOK_GRACE - 0.01)
+    assert [e.progress for e in card.sent] == [10]
+    await clock.advance(0.01)  # the look came and changed nothing: the state goes
+    assert [(e.at, e.progress) for e in card.sent] == [(0.0, 10), (3.7, 30)]
+    edits.want(replace(job, progress=40), next_look=2 * EDIT_INTERVAL)  # beyond one more interval
+    edits.want(replace(job, progress=50), final=True, next_look=1.0)  # and a final never waits
+    await clock.advance(EDIT_INTERVAL)
+    assert [(e.at, e.progress) for e in card.sent][2:] == [(6.7, 50)]
 
 
 async def test_drain_sends_a_waiting_state_at_once(edits: CardEdits, card: Card, clock: ManualTime) -> None:

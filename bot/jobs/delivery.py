@@ -20,8 +20,14 @@ class Delivery(Protocol):
     async def ensure_card(self, job: Job) -> int:
         """Post the job's public card unless it exists; returns its message id. Safe to repeat."""
 
-    async def update_card(self, job: Job, *, note: str | None = None, final: bool = False) -> None:
-        """Show the job's state on its card; throttled unless `final`."""
+    async def update_card(
+        self, job: Job, *, note: str | None = None, final: bool = False, next_look: float | None = None
+    ) -> None:
+        """Show the job's state on its card; throttled (finals too); `next_look`: in how many seconds
+        the job is looked at again, which a progress state may wait for."""
+
+    def looking(self, job: Job, next_look: float) -> None:
+        """The job is looked at again in `next_look` seconds (a look that changed nothing on its card)."""
 
     async def post_clip(self, job: Job, clip: Path, *, compressed: bool) -> int:
         """Post the clip as a reply to the card, with the job's nonce; returns the message id."""

@@ -531,8 +531,9 @@ class JobRunner:
             alive_at=self.clock(),
             actual_cost_micros=video.cost_micros,  # some providers say it only here (AI/ML API)
         )
-        await self.delivery.update_card(job)
-        return self._poll_after(job, video)
+        delay = self._poll_after(job, video)
+        await self.delivery.update_card(job, next_look=delay)
+        return delay
 
     # -- submitting: the outcome is unknown ---------------------------------------------------------
 
@@ -585,16 +586,20 @@ class JobRunner:
             raise JobEnded(failure_reason(video))
         seen = self._seen[job.id] if job.id in self._seen else (job.progress, None)
         now_seen = (video.progress if video.progress is not None else seen[0], video.queue_position)
-        if now_seen != seen:
-            self._seen[job.id] = now_seen
-            if now_seen[0] // 10 != job.progress // 10:  # the store (and the age limit) hear of it by tens
-                job = await self.store.transition(
-                    job.id, JobStatus.SUBMITTED, progress=now_seen[0], alive_at=self.clock()
-                )
-            else:
-                job = replace(job, progress=now_seen[0])
-            await self.delivery.update_card(job, note=queue_note(video))
-        return self._poll_after(job, video)
+        if now_seen == seen:
+            delay = self._poll_after(job, video)
+            self.delivery.looking(job, delay)
+            return delay
+        self._seen[job.id] = now_seen
+        if now_seen[0] // 10 != job.progress // 10:  # the store (and the age limit) hear of it by tens
+            job = await self.store.transition(
+                job.id, JobStatus.SUBMITTED, progress=now_seen[0], alive_at=self.clock()
+            )
+        else:
+            job = replace(job, progress=now_seen[0])
+        delay = self._poll_after(job, video)
+        await self.delivery.update_card(job, note=queue_note(video), next_look=delay)
+        return delay
 
     def _next_poll(self, job: Job, video: Video) -> float:
         """Sparse while far from done, every POLL_INTERVAL_SECONDS when close: from the provider's hint,
