@@ -272,11 +272,14 @@ class BaseVideoClient(ABC):
         url: URL,
         *,
         json_body: Any = None,
-        form: Callable[[], aiohttp.FormData] | None = None,
+        form: tuple[bytes, str] | None = None,
     ) -> tuple[Any, Mapping[str, str]]:
-        """Send one request and return the decoded JSON answer and the response headers."""
-        data = form() if form is not None else None
+        """Send one request and return the decoded JSON answer and the response headers; `form` is an
+        encoded body and its Content-Type (`bot.videos.multipart`)."""
+        data = None
         headers = self._headers(url, Accept="application/json")
+        if form is not None:
+            data, headers["Content-Type"] = form
         await self.budget.acquire()
         try:
             async with self._session.request(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 
-import aiohttp
 from yarl import URL
 
 from bot.catalogue import ModelSpec
@@ -20,6 +19,7 @@ from bot.catalogue import ModelSpec
 from .base import BaseVideoClient
 from .errors import NotFoundError, ProviderUnavailableError, UnsupportedOperation
 from .models import ReferenceImage, Video, VideoPage
+from .multipart import FilePart, encode_form
 from .parsing import parse_video_page
 
 _VARIANTS = ("video", "thumbnail", "spritesheet")
@@ -43,21 +43,12 @@ class OpenAIVideoClient(BaseVideoClient):
 
         ``seconds`` travels as a string, as the OpenAI shape wants, whatever range the model has.
         """
-        image_bytes = await asyncio.to_thread(image.path.read_bytes) if image else None
-
-        def form() -> aiohttp.FormData:
-            data = aiohttp.FormData(default_to_multipart=True)
-            data.add_field("prompt", prompt)
-            data.add_field("model", model.id)
-            data.add_field("seconds", str(seconds))
-            data.add_field("size", size)
-            if image is not None and image_bytes is not None:
-                data.add_field(
-                    "input_reference", image_bytes, filename=image.path.name, content_type=image.mime_type
-                )
-            return data
-
-        video = await self._submit(self._url("videos"), what="create video", form=form)
+        files = []
+        if image is not None:
+            data = await asyncio.to_thread(image.path.read_bytes)
+            files.append(FilePart("input_reference", data, image.path.name, image.mime_type))
+        fields = [("prompt", prompt), ("model", model.id), ("seconds", str(seconds)), ("size", size)]
+        video = await self._submit(self._url("videos"), what="create video", form=encode_form(fields, files))
         return self._fill_known(video, prompt=prompt, model=model.id, size=size, seconds=seconds)
 
     async def retrieve(self, video_id: str, locator: str | None = None) -> Video:
