@@ -343,6 +343,7 @@ class BaseVideoClient(ABC):
         must be a JPEG, PNG or WebP picture (see :func:`sniff_media`).
         """
         temp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
+        sink = _FileSink(temp)
         done = False
         try:
             await self.budget.acquire()
@@ -360,12 +361,12 @@ class BaseVideoClient(ABC):
                 expected = None if resp.headers.get("Content-Encoding") else resp.content_length
                 if max_bytes is not None and expected is not None and expected > max_bytes:
                     raise _too_large(max_bytes, announced=expected)
-                written, head = await _stream_to_file(resp, temp, max_bytes)
+                written, head, rest = await _stream_to_file(resp, sink, max_bytes)
             if expected is not None and written != expected:
                 raise ProviderUnavailableError(f"download ended after {written} of {expected} bytes")
             if image and sniff_media(head) not in _IMAGES:
                 raise _not_an_image(sniff_media(head))
-            await asyncio.to_thread(os.replace, temp, dest)
+            await asyncio.to_thread(sink.finish, rest, dest)
             done = True
             return written
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -373,6 +374,7 @@ class BaseVideoClient(ABC):
                 f"download of {url.path} failed: {type(exc).__name__} {self._redact(str(exc))}".rstrip()
             ) from exc
         finally:
+            sink.close()  # synchronous so it also happens when the task is being cancelled
             if not done:
                 temp.unlink(missing_ok=True)
 
@@ -396,34 +398,54 @@ async def _read_text(resp: aiohttp.ClientResponse) -> str:
     return (await _read_limited(resp, _MAX_ERROR_BYTES, truncate=True)).decode("utf-8", "replace")
 
 
-async def _stream_to_file(
-    resp: aiohttp.ClientResponse, path: Path, max_bytes: int | None
-) -> tuple[int, bytes]:
-    """Copy the body to ``path`` without holding it in memory or blocking the loop on disk I/O.
+class _FileSink:
+    """A file written in batches on worker threads: opened with the first batch, and for a small
+    file opened, written, closed and moved into place in one trip to a thread (`finish`)."""
 
-    Returns the number of bytes and the first :data:`SNIFF_BYTES` of them; raises TooLargeError
-    as soon as more than ``max_bytes`` arrived.
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: Any = None
+
+    def write(self, data: bytes | bytearray) -> None:
+        """In a worker thread."""
+        if self._file is None:
+            self._file = self.path.open("wb")
+        self._file.write(data)
+
+    def finish(self, data: bytes | bytearray, dest: Path) -> None:
+        """In a worker thread: the last batch, then the complete file renamed to ``dest``."""
+        self.write(data)
+        self.close()
+        os.replace(self.path, dest)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+async def _stream_to_file(
+    resp: aiohttp.ClientResponse, sink: _FileSink, max_bytes: int | None
+) -> tuple[int, bytes, bytearray]:
+    """Copy the body into ``sink`` without holding it in memory or blocking the loop on disk I/O.
+
+    Returns the number of bytes, the first :data:`SNIFF_BYTES` of them and the last batch, not
+    written yet (under :data:`_WRITE_BATCH`: the caller finishes the file with it); raises
+    TooLargeError as soon as more than ``max_bytes`` arrived.
     """
     written = 0
     head = b""
     batch = bytearray()
-    file = await asyncio.to_thread(path.open, "wb")
-    try:
-        async for chunk in resp.content.iter_chunked(_READ_CHUNK):
-            written += len(chunk)
-            if max_bytes is not None and written > max_bytes:
-                raise _too_large(max_bytes)
-            if len(head) < SNIFF_BYTES:
-                head = (head + chunk)[:SNIFF_BYTES]
-            batch += chunk
-            if len(batch) >= _WRITE_BATCH:
-                await asyncio.to_thread(file.write, batch)
-                batch.clear()
-        if batch:
-            await asyncio.to_thread(file.write, batch)
-    finally:
-        file.close()  # synchronous so it also happens when the task is being cancelled
-    return written, head
+    async for chunk in resp.content.iter_chunked(_READ_CHUNK):
+        written += len(chunk)
+        if max_bytes is not None and written > max_bytes:
+            raise _too_large(max_bytes)
+        if len(head) < SNIFF_BYTES:
+            head = (head + chunk)[:SNIFF_BYTES]
+        batch += chunk
+        if len(batch) >= _WRITE_BATCH:
+            await asyncio.to_thread(sink.write, batch)
+            batch = bytearray()
+    return written, head, batch
 
 
 def _too_large(limit: int, *, announced: int | None = None) -> TooLargeError:
