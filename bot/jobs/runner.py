@@ -586,9 +586,9 @@ class JobRunner:
             raise JobEnded(failure_reason(video))
         seen = self._seen[job.id] if job.id in self._seen else (job.progress, None)
         now_seen = (video.progress if video.progress is not None else seen[0], video.queue_position)
+        delay = self._poll_after(job, video)
         if now_seen == seen:
-            delay = self._poll_after(job, video)
-            self.delivery.looking(job, delay)
+            self.delivery.looking(job, delay)  # nothing new for the card, which may wait for that look
             return delay
         self._seen[job.id] = now_seen
         if now_seen[0] // 10 != job.progress // 10:  # the store (and the age limit) hear of it by tens
@@ -597,7 +597,6 @@ class JobRunner:
             )
         else:
             job = replace(job, progress=now_seen[0])
-        delay = self._poll_after(job, video)
         await self.delivery.update_card(job, note=queue_note(video), next_look=delay)
         return delay
 

@@ -149,6 +149,16 @@ class JobStore:
         cursor = await conn.execute(*self._update_sql(job_id, changes, expected))
         return cursor.rowcount == 1
 
+    async def _update_returning(
+        self, conn: Any, job_id: int, changes: dict[str, Any], *, expected: tuple[JobStatus, ...]
+    ) -> Job | None:
+        """`_update` that returns the changed job (as it will be once the transaction commits)."""
+        self._known.forget(job_id)
+        sql, params = self._update_sql(job_id, changes, expected)
+        cursor = await conn.execute(f"{sql} RETURNING {JOB_SELECT}", params)
+        rows = await cursor.fetchall()  # to the end: the statement is done before the next one
+        return Job.from_row(rows[0]) if rows else None
+
     def _update_sql(
         self, job_id: int, changes: dict[str, Any], expected: tuple[JobStatus, ...] | None
     ) -> tuple[str, tuple[Any, ...]]:
@@ -177,10 +187,11 @@ class JobStore:
                 queue_limit=queue_limit,
             )
             status = JobStatus.RESERVED if starts else JobStatus.QUEUED
-            await self._update(
-                conn, job.id, {"status": status.value, "started_at": self.clock() if starts else None}
-            )
-        return await self.require(job.id)
+            changes = {"status": status.value, "started_at": self.clock() if starts else None}
+            accepted_job = await self._update_returning(conn, job.id, changes, expected=(JobStatus.RECEIVED,))
+        assert accepted_job is not None  # the first update found it received, in this transaction
+        self._known.wrote(accepted_job)
+        return accepted_job
 
     async def queue_order(self, guild_id: int) -> list[int]:
         """The server's queued jobs in the order they will start (see `take_turns`)."""
@@ -232,9 +243,10 @@ class JobStore:
                 "finished_at": now,
                 "interaction_token": None,  # a credential, not needed once the job has ended
             }
-            if await self._update(conn, job_id, changes, expected=only_from):
+            ended = await self._update_returning(conn, job_id, changes, expected=only_from)
+            if ended is not None:
                 await self.quotas.refund(conn, job_id)
-        return await self.require(job_id)
+        return ended or await self.require(job_id)
 
     async def mark_posted(self, job_id: int, clip_message_id: int, **changes: Any) -> Job:
         """Record the delivered message and charge the job, atomically.
@@ -251,15 +263,12 @@ class JobStore:
             "progress": 100,
             **changes,
         }
-        sql, params = self._update_sql(job_id, posted, (JobStatus.POSTING,))
-        self._known.forget(job_id)
         async with self._transaction() as conn:
-            cursor = await conn.execute(f"{sql} RETURNING actual_cost_micros", params)
-            rows = await cursor.fetchall()  # to the end: the statement is done before the next one
-            if not rows:
+            job = await self._update_returning(conn, job_id, posted, expected=(JobStatus.POSTING,))
+            if job is None:
                 raise StaleJob(f"job {job_id} is not being posted")
-            await self.quotas.charge(conn, job_id, rows[0]["actual_cost_micros"])
-        return await self.require(job_id)
+            await self.quotas.charge(conn, job_id, job.actual_cost_micros)
+        return job
 
     async def forget_expired_tokens(self) -> int:
         """Delete interaction tokens Discord no longer accepts (they are credentials); returns how many."""
