@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from bot import event_loop
+from bot.db import Database
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.fal_fake import FakeFal
 from tests.fakes.openrouter_fake import FakeOpenRouter
@@ -30,6 +31,15 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
     """A plain aiohttp session for the provider clients under test."""
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated SQLite database in the test's folder (``soracord.sqlite3``)."""
+    database = await Database.open(tmp_path / "soracord.sqlite3")
+    await database.migrate()
+    yield database
+    await database.close()
 
 
 @pytest.fixture

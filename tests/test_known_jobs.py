@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,14 +17,6 @@ from bot.quotas import Limits, Quotas
 
 NOW = 1_700_000_000.0
 LIMITS = Limits(guild_daily=5_000_000, guild_monthly=None, member_daily=1_000_000, max_concurrent=3)
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "soracord.sqlite3")
-    await database.migrate()
-    yield database
-    await database.close()
 
 
 def behind_the_stores_back(path: Path, job_id: int, prompt: str) -> None:

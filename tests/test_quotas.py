@@ -6,7 +6,6 @@ import asyncio
 import datetime
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,14 +46,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "soracord.sqlite3")
-    await database.migrate()
-    yield database
-    await database.close()
 
 
 @pytest.fixture
