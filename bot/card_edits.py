@@ -1,5 +1,6 @@
-"""Card edits, coalesced: at most one edit per card per interval (the post and finals included), the
-newest state wins.
+"""Card edits, coalesced: at most one edit per card per interval (finals included), the newest state
+wins. The card's post counts as its first showing for progress, so the first progress edit waits its
+turn; an ending (a refusal, Cancel) right after the post does not wait: the post is not an edit.
 
 A job reports its state as often as it likes; only the newest one waiting for a card is kept, rendered
 once when its turn comes, and sent only if it differs from what the card shows. Finals (the job ended,
@@ -73,6 +74,7 @@ class CardEdits:
         self._wanted: dict[int, _Wanted] = {}
         #: card -> (when edited, what it shows; None when the edit failed, so anything is sent next)
         self._shown: dict[int, tuple[float, Shown | None]] = {}
+        self._unedited: set[int] = set()  # cards showing what they were posted with: a final goes at once
         self._senders: dict[int, asyncio.Task[None]] = {}
         self._ended: set[int] = set()  # jobs whose task ended while their card still had an edit to send
         self._sleeping: set[int] = set()  # cards whose sender waits for their turn (not sending)
@@ -101,8 +103,9 @@ class CardEdits:
             wanted.hold_until = self.clock() + next_look + LOOK_GRACE
 
     def posted(self, job_id: int, embed: discord.Embed, view: discord.ui.View | None) -> None:
-        """The card was just posted showing this: its first edit waits its turn like any other."""
+        """The card was just posted showing this: its first progress edit waits its turn."""
         self._shown[job_id] = (self.clock(), _shown(embed, view))
+        self._unedited.add(job_id)
 
     async def _send(self, job_id: int) -> None:
         try:
@@ -120,11 +123,13 @@ class CardEdits:
             self._senders.pop(job_id, None)
             if job_id in self._ended and job_id not in self._wanted:
                 self._ended.discard(job_id)
-                self._shown.pop(job_id, None)
+                self._drop(job_id)
 
     def _turn(self, wanted: _Wanted) -> float:
-        """When the waiting state may be sent: an interval after the last edit, or at the job's next
-        look when that comes within one more interval (progress only)."""
+        """When the waiting state may be sent: an interval after the last showing (for a final, the last
+        edit), or at the job's next look when that comes within one more interval (progress only)."""
+        if wanted.final and wanted.job.id in self._unedited:
+            return float("-inf")
         interval = self._interval(wanted.job)
         due = self._shown.get(wanted.job.id, (float("-inf"), None))[0] + interval
         if not wanted.final and due < wanted.hold_until <= due + interval:
@@ -144,6 +149,7 @@ class CardEdits:
             log.warning("Job %s: could not edit its card: %s", job_id, error)
             rendered = None  # not shown: the next state is sent even if it is the same (still spaced)
         self._shown[job_id] = (self.clock(), rendered)
+        self._unedited.discard(job_id)
 
     def _interval(self, job: Job) -> float:
         slow = self.wall_clock() - job.created_at > SLOW_AFTER
@@ -154,7 +160,11 @@ class CardEdits:
         if job_id in self._senders:
             self._ended.add(job_id)
         else:
-            self._shown.pop(job_id, None)
+            self._drop(job_id)
+
+    def _drop(self, job_id: int) -> None:
+        self._shown.pop(job_id, None)
+        self._unedited.discard(job_id)
 
     async def drain(self) -> None:
         """At shutdown: show every waiting state now instead of losing it (an edit already on its way,

@@ -345,6 +345,7 @@ def kept(edits: CardEdits, job_id: int) -> list[str]:
     held = {
         "wanted": edits._wanted,
         "shown": edits._shown,
+        "unedited": edits._unedited,
         "senders": edits._senders,
         "ended": edits._ended,
     }
@@ -459,6 +460,23 @@ async def test_the_post_counts_as_the_cards_first_showing(
     assert [(e.at, e.progress) for e in card.sent] == [(EDIT_INTERVAL, 20)]
 
 
+async def test_an_ending_right_after_the_post_goes_at_once_since_the_post_is_not_an_edit(
+    edits: CardEdits, card: Card, clock: ManualTime
+) -> None:
+    job = make_job(progress=10)
+    embed, view = await card.render(job, None)
+    edits.posted(job.id, embed, view)
+    await clock.advance(0.5)
+    edits.want(replace(job, status=JobStatus.FAILED), note="cancelled", final=True)
+    await settle()
+    assert [(e.at, e.note, e.priority) for e in card.sent] == [(0.5, "cancelled", URGENT)]
+    edits.want(replace(job, status=JobStatus.FAILED), note="refunded", final=True)  # after an edit
+    await clock.advance(EDIT_INTERVAL - 0.1)
+    assert len(card.sent) == 1  # the next ending waits for its turn like any edit
+    await clock.advance(0.1)
+    assert [(e.at, e.note) for e in card.sent][1:] == [(0.5 + EDIT_INTERVAL, "refunded")]
+
+
 async def test_a_state_due_just_before_the_jobs_next_look_waits_for_it_and_one_edit_shows_both(
     edits: CardEdits, card: Card, clock: ManualTime
 ) -> None:
@@ -568,6 +586,11 @@ async def test_nothing_is_kept_for_a_card_after_forget_and_its_last_edit(
     assert [e.progress for e in card.sent][-1] == 50
     assert kept(edits, waiting.id) == []
     assert kept(edits, idle.id) == ["shown"]  # a card whose job still runs is remembered
+    posted_only = make_job(id=4, card_message_id=CARD + 4)
+    edits.posted(posted_only.id, *await card.render(posted_only, None))
+    assert kept(edits, posted_only.id) == ["shown", "unedited"]
+    edits.forget(posted_only.id)  # ended before any edit
+    assert kept(edits, posted_only.id) == []
 
 
 async def test_a_job_without_a_card_is_ignored(edits: CardEdits, card: Card) -> None:
