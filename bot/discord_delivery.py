@@ -23,6 +23,7 @@ from discord.utils import MISSING
 from bot.buttons import ViewFactory
 from bot.card_edits import URGENT, CardEdits, discord_priority
 from bot.cards import clip_caption, job_link, render_card, source_of
+from bot.clip_upload import ClipFile
 from bot.downloads import DownloadFailed, download_capped
 from bot.jobs.delivery import DeliveryError
 from bot.jobs.models import Job
@@ -129,8 +130,9 @@ class DiscordDelivery:
 
     async def post_clip(self, job: Job, clip: Path, *, compressed: bool) -> int:
         caption = clip_caption(job, compressed=compressed, source_link=await self._source_link(job))
-        file = discord.File(clip, filename=f"soracord-{job.id}.mp4")
-        return await self._post(job, caption, file, "clip", self.clip_view(job))
+        with ClipFile.open(clip) as opened:
+            file = discord.File(opened, filename=f"soracord-{job.id}.mp4")
+            return await self._post(job, caption, file, "clip", self.clip_view(job))
 
     async def post_fallback(self, job: Job, reason: str, thumbnail: Path | None) -> int:
         text = f"<@{job.member_id}> your video was made, but it can't be posted here: {reason}"
