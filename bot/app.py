@@ -81,6 +81,9 @@ class SoraBot(commands.AutoShardedBot):
         self.discord_budget = RequestBudget(
             settings.discord_max_requests_per_second, priority=DISCORD_PRIORITY
         )
+        self.provider_budget = RequestBudget(
+            settings.provider_max_requests_per_second, priority=PROVIDER_PRIORITY
+        )
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -103,6 +106,7 @@ class SoraBot(commands.AutoShardedBot):
         self.failed_extensions: list[str] = []
         self.synced_commands = False
         self._started = False
+        self._sharing = 1  # processes sharing the request budgets
 
     async def setup_hook(self) -> None:
         settings = self.settings
@@ -110,7 +114,7 @@ class SoraBot(commands.AutoShardedBot):
         self.http_session = aiohttp.ClientSession()
         self.quotas = Quotas(self.db, default_limits(settings))
         if isinstance(self.db, PostgresDatabase):
-            self.leases = Leases(self.db, seconds=settings.job_lease_seconds)
+            self.leases = Leases(self.db, seconds=settings.job_lease_seconds, processes=self._share_budgets)
             self.store = LeasedJobStore(self.db, self.quotas, self.leases)
         else:
             self.leases = None
@@ -121,7 +125,7 @@ class SoraBot(commands.AutoShardedBot):
             settings.video_api_key.get_secret_value(),
             self.http_session,
             retry=RetryPolicy(attempts=1),  # the runner's loop owns waiting and retrying
-            budget=RequestBudget(settings.provider_max_requests_per_second, priority=PROVIDER_PRIORITY),
+            budget=self.provider_budget,
         )
         self.delivery = DiscordDelivery(
             self,
@@ -154,6 +158,20 @@ class SoraBot(commands.AutoShardedBot):
         await self.sync_commands_if_changed()
         await self.runner.start()
         self._started = True
+
+    def _share_budgets(self, processes: int) -> None:
+        """Several processes share the bot's provider key and Discord token: each takes its share."""
+        if processes == self._sharing:
+            return
+        self._sharing = processes
+        for budget in (self.provider_budget, self.discord_budget):
+            budget.share(processes)
+        log.info(
+            "Request budgets shared by %d process(es): this one takes 1/%d of"
+            " PROVIDER_MAX_REQUESTS_PER_SECOND and of DISCORD_MAX_REQUESTS_PER_SECOND",
+            processes,
+            processes,
+        )
 
     async def _max_in_flight(self, guild_id: int) -> int:
         return (await self.quotas.limits_for(guild_id)).max_concurrent

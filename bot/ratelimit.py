@@ -87,7 +87,8 @@ class RequestBudget:
     """Request starts at least `window / limit` apart, most urgent waiter (lowest number) first.
 
     A rate of 1 or more allows `floor(rate)` starts per window of one second; a rate below 1 allows
-    one start per `1 / rate` seconds. The window is counted `MARGIN` longer.
+    one start per `1 / rate` seconds. The window is counted `MARGIN` longer. With several processes
+    each one takes its `share` of the rate.
     `acquire()` without a priority waits in the current one of `priority` (a `Priority` context).
     """
 
@@ -102,12 +103,10 @@ class RequestBudget:
         self.priority = priority
         self._clock = clock
         self._sleep = sleep
+        self.rate = rate
         self.unlimited = not 0 < rate < UNLIMITED_RATE
         self.gap = 0.0  # the least time between two starts
-        if not self.unlimited:
-            limit = max(1, math.floor(rate))
-            window = 1.0 if rate >= 1 else 1.0 / rate
-            self.gap = window * (1 + MARGIN) / limit
+        self.share(1)
         self._last = -math.inf  # the latest start
         self._resume_at = -math.inf
         self._waiters: list[tuple[int, int, _Waiter]] = []
@@ -154,6 +153,15 @@ class RequestBudget:
             if self._turn is me:
                 self._hand_on()
             raise
+
+    def share(self, processes: int) -> None:
+        """Take one of `processes` equal shares of the rate (the others' processes take theirs)."""
+        if self.unlimited:
+            return
+        rate = self.rate / max(1, processes)
+        limit = max(1, math.floor(rate))
+        window = 1.0 if rate >= 1 else 1.0 / rate
+        self.gap = window * (1 + MARGIN) / limit
 
     def slow_down(self, seconds: float) -> None:
         """After a 429: no request (any priority) starts before now + `seconds`, capped at `MAX_SLOW_DOWN`."""

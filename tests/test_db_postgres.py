@@ -631,6 +631,36 @@ async def test_adoption_takes_expired_and_unleased_unfinished_jobs_in_batches(
     assert await a.adopt() == []
 
 
+async def test_processes_check_in_and_count_those_alive(any_db: Database | PostgresDatabase) -> None:
+    """Each process is told how many share the database (itself included): on SQLite always one; on
+    PostgreSQL those whose row has not expired, a process that stopped no longer, one that died once
+    its row expired (and its row is dropped a lease later)."""
+    clock = Clock(1_000.0)
+    told: dict[str, list[int]] = {"a": [], "b": []}
+    a, b = (Leases(any_db, seconds=10, owner=name, clock=clock, processes=told[name].append) for name in "ab")
+    shared = isinstance(any_db, PostgresDatabase)
+    assert await a.check_in() == 1
+    assert await b.check_in() == (2 if shared else 1)
+    assert await a.check_in() == (2 if shared else 1)
+    await b.check_out()
+    assert await a.check_in() == 1
+    await b.check_in()
+    clock.now += 9
+    assert await a.check_in() == (2 if shared else 1)
+    clock.now += 1.5  # b stopped checking in (it died): its row expired
+    assert await a.check_in() == 1
+    assert told == {"a": [1, 2, 1, 2, 1] if shared else [1] * 5, "b": [2, 2] if shared else [1, 1]}
+
+    async def rows() -> list[str]:
+        listed = await any_db.fetchall("SELECT owner FROM bot_processes ORDER BY owner")
+        return [row["owner"] for row in listed]
+
+    assert await rows() == (["a", "b"] if shared else [])
+    clock.now += 10
+    await a.check_in()  # b gone for a whole lease: its row is dropped
+    assert await rows() == (["a"] if shared else [])
+
+
 async def test_two_processes_adopting_together_split_the_jobs(postgres_url: str) -> None:
     pools = [await PostgresDatabase.open(postgres_url) for _ in range(2)]
     try:

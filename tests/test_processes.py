@@ -206,6 +206,8 @@ async def test_two_processes_on_two_shards_post_each_job_once(cluster: Cluster) 
             assert f"Job {job['id']} is video" not in processes[1 - shard].output
     ledger = await cluster.query("SELECT kind, COUNT(*) AS n FROM ledger GROUP BY kind ORDER BY kind")
     assert [(row["kind"], row["n"]) for row in ledger] == [("charge", 4), ("reserve", 4)]
+    for process in processes:  # each knows of the other within a renewal: half the budgets each
+        assert "Request budgets shared by 2 process(es)" in process.output
     for process in processes:
         assert await process.stop() == 0, process.output
         assert cluster.url.rpartition("@")[0].rpartition(":")[2] not in process.output  # the password
@@ -249,6 +251,8 @@ async def test_a_killed_process_s_jobs_are_adopted_and_posted_once(cluster: Clus
     assert {job["clip_message_id"] for job in jobs} == clip_ids
     for job_id in orphans:
         assert f"Adopting job {job_id} (submitted)" in second.output
+    assert "Request budgets shared by 2 process(es)" in second.output
+    assert "Request budgets shared by 1 process(es)" in second.output  # once the killed one's row expired
     ledger = await cluster.query("SELECT kind, COUNT(*) AS n FROM ledger GROUP BY kind ORDER BY kind")
     assert [(row["kind"], row["n"]) for row in ledger] == [("charge", 3), ("reserve", 3)]
     assert adopted_within < 5 * LEASE_SECONDS, adopted_within

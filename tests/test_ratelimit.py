@@ -65,6 +65,24 @@ def test_the_spacing_is_the_window_counted_a_little_long_over_the_rate() -> None
     assert RequestBudget(0.5).gap == pytest.approx(2.2)  # below 1: one start per 1/rate s, 10 % longer
 
 
+async def test_processes_sharing_a_rate_each_take_a_whole_share_that_adds_up_to_no_more(
+    fake: FakeTime,
+) -> None:
+    b, starts = budget(fake, 10), []
+    b.share(3)  # 10 a second over 3 processes: 3 each, never 3.33 (which would add up to 10.0 and more)
+    assert b.gap == pytest.approx(1.1 / 3)
+    await asyncio.gather(*(start(b, fake, starts, str(i)) for i in range(7)))
+    times = sorted(t for t, _ in starts)
+    assert all(later - earlier >= 1.1 - 1e-9 for earlier, later in zip(times, times[3:], strict=False))
+    b.share(20)  # more processes than requests a second: one start per 2 s each
+    assert b.gap == pytest.approx(2.2)
+    b.share(1)  # the others stopped: the whole rate again
+    assert b.gap == pytest.approx(GAP_10)
+    unlimited = RequestBudget(5000)
+    unlimited.share(10)
+    assert unlimited.unlimited and unlimited.gap == 0.0
+
+
 async def test_no_one_second_window_holds_more_than_the_rate(fake: FakeTime) -> None:
     b, starts = budget(fake, 10), []
     await asyncio.gather(*(start(b, fake, starts, str(i), i % 3) for i in range(100)))

@@ -8,7 +8,13 @@ migration 0005):
 - `renew` extends every lease this process holds, in one statement, every lease/3 (`keep`);
 - `release` frees it when the job's task ends (finished, or stopped at shutdown: another process may then
   take it over at once);
-- `adopt` claims a batch of unfinished jobs whose lease expired (their process died), every lease/2.
+- `adopt` claims a batch of unfinished jobs whose lease expired (their process died), every lease/2;
+- `check_in` (at start, then with each renewal) keeps this process's row in `bot_processes` alive for a
+  lease and counts the live rows: the bot's request budgets are shared out by that count, so that all
+  processes together stay within them. After `check_out` at shutdown the others take this process's
+  share at their next check-in; a process that died stops counting when its row expires. A process
+  that starts may push the total over a budget by its own share until the others' next renewal
+  (lease/3).
 
 A job without a lease (released, or written before leases existed) is free, except a request still
 `received` that is younger than a lease: the process that wrote it may be about to `hold` it.
@@ -91,6 +97,15 @@ _ADOPT = (
 )
 _ADOPT_SQLITE = _ADOPT.format(lock="")
 _ADOPT_POSTGRES = _ADOPT.format(lock=" FOR UPDATE SKIP LOCKED")
+# ?1 owner, ?2 new expiry.
+_CHECK_IN = (
+    "INSERT INTO bot_processes (owner, expires_at) VALUES (?1, ?2)"
+    " ON CONFLICT (owner) DO UPDATE SET expires_at = excluded.expires_at RETURNING owner"
+)
+# Rows of processes gone for a whole lease (?: now - lease) are dropped.
+_FORGET_GONE = "DELETE FROM bot_processes WHERE expires_at < ? RETURNING owner"
+_LIVE = "SELECT COUNT(*) AS n FROM bot_processes WHERE expires_at > ?"
+_CHECK_OUT = "DELETE FROM bot_processes WHERE owner = ? RETURNING owner"
 
 
 class Adopted(NamedTuple):
@@ -115,6 +130,7 @@ class Leases:
         seconds: float,
         owner: str | None = None,
         clock: Callable[[], float] = time.time,
+        processes: Callable[[int], None] = lambda count: None,
     ) -> None:
         self.db = db
         #: Whether other processes share the database (PostgreSQL); SQLite is one process's.
@@ -122,6 +138,8 @@ class Leases:
         self.owner = owner or (new_owner() if self.shared else LOCAL_OWNER)
         self.seconds = seconds
         self.clock = clock
+        #: Told how many processes share the database (this one included) after each check-in.
+        self.processes = processes
 
     async def _write(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         """One lease statement and its RETURNING rows (see the module docstring for PostgreSQL's)."""
@@ -170,6 +188,25 @@ class Leases:
         )
         return {row["id"]: row["lease_owner"] for row in rows}
 
+    async def check_in(self) -> int:
+        """Say this process is alive for one more lease; tell `processes` how many are (itself
+        included) and return it. Only PostgreSQL is shared: on SQLite the count is always 1."""
+        if not self.shared:
+            count = 1
+        else:
+            expiry, now, gone = self._times()
+            await self._write(_CHECK_IN, (self.owner, expiry))
+            await self._write(_FORGET_GONE, (gone,))
+            row = await self.db.fetchone(_LIVE, (now,))
+            count = max(1, row["n"] if row else 1)
+        self.processes(count)
+        return count
+
+    async def check_out(self) -> None:
+        """At shutdown: this process stops counting, so the others take its share at their next check-in."""
+        if self.shared:
+            await self._write(_CHECK_OUT, (self.owner,))
+
     async def keep(
         self,
         *,
@@ -177,7 +214,7 @@ class Leases:
         lost: Callable[[set[int]], None],
         adopted: Callable[[list[Adopted]], Awaitable[None]],
     ) -> None:
-        """Renew every lease/3 and adopt every lease/2, until cancelled.
+        """Renew every lease/3 (and check in) and adopt every lease/2, until cancelled.
 
         `driving()` names the jobs this process's tasks drive; `lost(ids)` is told of those another
         process has taken over (or, on PostgreSQL, of all of them when renewals have failed for two
@@ -203,6 +240,7 @@ class Leases:
                         lost(before)
                 else:
                     renewed_at = loop.time()
+                    await self._checked_in()
                     now_driving = driving()
                     await self._report_lost((before & now_driving) - held.keys(), lost)
                     idle = [
@@ -221,6 +259,12 @@ class Leases:
                 await _tell(adopted, batch)
                 if len(batch) >= ADOPT_BATCH:
                     next_adopt = loop.time()  # more are waiting
+
+    async def _checked_in(self) -> None:
+        try:
+            await self.check_in()
+        except Exception as error:  # the shares stay as they are until the next round
+            log.warning("Could not tell the other processes this one is alive: %s", error)
 
     async def _report_lost(self, missing: set[int], lost: Callable[[set[int]], None]) -> None:
         """Tell `lost` of the jobs among `missing` that are unfinished and no longer ours."""

@@ -219,6 +219,8 @@ class JobRunner:
         forgotten = await self.store.forget_expired_tokens()
         if forgotten:
             log.info("Deleted %d expired interaction token(s)", forgotten)
+        if self.leases is not None:
+            await self.leases.check_in()  # before any request: it sets this process's share of the budgets
         for job in unfinished:
             if self.leases is not None and not await self._claim(job.id):
                 continue  # another process drives it
@@ -245,6 +247,11 @@ class JobRunner:
         await asyncio.gather(*tasks, return_exceptions=True)
         if tasks:
             log.info("Stopped %d job(s) in flight; they resume on the next start", len(tasks))
+        if self.leases is not None:
+            try:
+                await self.leases.check_out()
+            except Exception as error:  # its row expires on its own
+                log.warning("Could not tell the other processes this one stops: %s", error)
 
     def launch(self, job_id: int) -> None:
         """Drive the job in its own task (once: a job already running is left alone)."""
