@@ -352,6 +352,11 @@ def kept(edits: CardEdits, job_id: int) -> list[str]:
     return [name for name, records in held.items() if job_id in records]
 
 
+async def post(edits: CardEdits, card: Card, job: Job) -> None:
+    """The card as the delivery posts it: rendered, then recorded as its first showing."""
+    edits.posted(job.id, *await card.render(job, None))
+
+
 async def test_many_wants_within_an_interval_make_one_edit_with_the_newest_state(
     edits: CardEdits, card: Card, clock: ManualTime
 ) -> None:
@@ -451,8 +456,7 @@ async def test_the_post_counts_as_the_cards_first_showing(
     edits: CardEdits, card: Card, clock: ManualTime
 ) -> None:
     job = make_job(progress=10)
-    embed, view = await card.render(job, None)
-    edits.posted(job.id, embed, view)
+    await post(edits, card, job)
     edits.want(job)  # renders as posted: nothing to send
     await clock.advance(EDIT_INTERVAL)
     edits.want(replace(job, progress=20))
@@ -464,8 +468,7 @@ async def test_an_ending_right_after_the_post_goes_at_once_since_the_post_is_not
     edits: CardEdits, card: Card, clock: ManualTime
 ) -> None:
     job = make_job(progress=10)
-    embed, view = await card.render(job, None)
-    edits.posted(job.id, embed, view)
+    await post(edits, card, job)
     await clock.advance(0.5)
     edits.want(replace(job, status=JobStatus.FAILED), note="cancelled", final=True)
     await settle()
@@ -481,8 +484,7 @@ async def test_a_state_due_just_before_the_jobs_next_look_waits_for_it_and_one_e
     edits: CardEdits, card: Card, clock: ManualTime
 ) -> None:
     job = make_job()
-    embed, view = await card.render(job, None)
-    edits.posted(job.id, embed, view)
+    await post(edits, card, job)
     edits.want(replace(job, progress=0), note="queued", next_look=1.0)  # due at 3 s; the look is sooner
     await clock.advance(1.0)
     edits.looking(job.id, 2.0)  # that look changed nothing; the next one is at 3 s (due: so no hold)
@@ -587,7 +589,7 @@ async def test_nothing_is_kept_for_a_card_after_forget_and_its_last_edit(
     assert kept(edits, waiting.id) == []
     assert kept(edits, idle.id) == ["shown"]  # a card whose job still runs is remembered
     posted_only = make_job(id=4, card_message_id=CARD + 4)
-    edits.posted(posted_only.id, *await card.render(posted_only, None))
+    await post(edits, card, posted_only)
     assert kept(edits, posted_only.id) == ["shown", "unedited"]
     edits.forget(posted_only.id)  # ended before any edit
     assert kept(edits, posted_only.id) == []
