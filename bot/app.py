@@ -29,6 +29,7 @@ from bot.offer import Offer
 from bot.quotas import Limits, Quotas
 from bot.ratelimit import DISCORD_PRIORITY, PROVIDER_PRIORITY, RequestBudget
 from bot.settings import Settings, usd_to_micros
+from bot.state import read_state, write_state
 from bot.videos import RetryPolicy, VideoClient, create_video_client
 
 log = logging.getLogger(__name__)
@@ -206,16 +207,11 @@ class SoraBot(commands.AutoShardedBot):
         payload = [command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)]
         key = f"command_tree:{self.application_id}:{guild.id if guild else 'global'}"
         digest = tree_digest(payload)
-        row = await self.db.fetchone("SELECT value FROM bot_state WHERE key = ?", (key,))
-        if row is not None and row["value"] == digest:
+        if await read_state(self.db, key) == digest:
             log.info("Application commands unchanged since the last sync; not syncing")
             return False
         synced = await self.tree.sync(guild=guild)
-        await self.db.execute(
-            "INSERT INTO bot_state (key, value, updated_at) VALUES (?, ?, strftime('%s','now'))"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            (key, digest),
-        )
+        await write_state(self.db, key, digest)
         log.info(
             "Synced %d application command(s) to %s",
             len(synced),

@@ -23,6 +23,7 @@ from bot.jobs.leases import Adopted, Leases
 from bot.jobs.models import JobStatus
 from bot.jobs.store import JobStore, NewJob
 from bot.quotas import LedgerError, Limits, QuotaExceeded, Quotas
+from bot.state import read_state, write_state
 from tests.test_quotas import ALICE, BOB, DEFAULTS, GUILD, Clock, accept, add_job, at, ledger, settle
 
 if TYPE_CHECKING:
@@ -159,12 +160,9 @@ async def test_rows_cursors_and_lastrowid(pg: PostgresDatabase) -> None:
 
 
 async def test_the_bot_state_upsert_of_the_app(pg: PostgresDatabase) -> None:
-    upsert = (
-        "INSERT INTO bot_state (key, value, updated_at) VALUES (?, ?, strftime('%s','now'))"
-        " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
-    )
-    await pg.execute(upsert, ("tree", "one"))
-    await pg.execute(upsert, ("tree", "two"))
+    await write_state(pg, "tree", "one")
+    await write_state(pg, "tree", "two")
+    assert await read_state(pg, "tree") == "two" and await read_state(pg, "other") is None
     rows = await pg.fetchall("SELECT value, updated_at FROM bot_state")
     now = await pg.fetchone("SELECT strftime('%s','now') AS now")
     assert [row["value"] for row in rows] == ["two"]

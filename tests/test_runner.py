@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import logging
 import re
 import shutil
@@ -24,17 +25,20 @@ import pytest
 from bot.catalogue import ModelSpec, Remix
 from bot.db import Database
 from bot.jobs.delivery import DeliveryError
+from bot.jobs.durations import SAVE_EVERY
 from bot.jobs.models import Job, JobStatus
 from bot.jobs.runner import (
     CANNOT_CONFIRM,
     INTERRUPTED,
     PROVIDER_REFUSED,
     TOO_SLOW,
+    USUAL_MARGIN,
     JobRunner,
     RunnerTiming,
 )
 from bot.jobs.store import JobStore, NewJob
 from bot.quotas import Limits, Quotas
+from bot.state import read_state, write_state
 from bot.videos.errors import AuthenticationError, RateLimitedError, ServerError
 from bot.videos.models import ReferenceImage, Video, VideoPage, VideoStatus
 from bot.videos.retry import RetryPolicy
@@ -1016,3 +1020,53 @@ async def test_a_huge_retry_after_is_capped(env: Env) -> None:
         f"(max_server_delay = {TIMING.retry.max_server_delay} s); the job then ends as too slow: "
         f"{final.status} {final.error!r}"
     )
+
+
+async def test_what_a_model_s_jobs_took_paces_the_first_jobs_after_a_restart(env: Env) -> None:
+    """Learned from a finished job, written at shutdown (and at most every SAVE_EVERY s while running),
+    and taken up by the next start: a job whose provider reports no progress is looked at after half
+    of the usual time instead of at the plain interval."""
+    env.videos.create_outcomes.push(video("v1", VideoStatus.QUEUED, progress=0))
+    queued = [video("v1", VideoStatus.QUEUED, progress=0)] * 3  # looked at after 5, 5, 10 and 20 s
+    env.videos.retrieve_outcomes.push(*queued, video("v1", VideoStatus.COMPLETED, progress=100))
+    first = await env.started_runner()
+    job = await env.job()
+    first.launch(job.id)
+    await first.wait_idle()
+    ended = await env.stored(job)
+    assert ended.completed_at is not None and ended.submitted_at is not None
+    took = ended.completed_at - ended.submitted_at
+    assert took == 40.0
+    assert await read_state(env.db, "usual_durations") is None  # not yet: SAVE_EVERY has not passed
+    await first.stop()
+    assert json.loads(await read_state(env.db, "usual_durations") or "{}") == {SPEC.id: took}
+
+    env.videos.create_outcomes.push(video("v2", VideoStatus.QUEUED, progress=0))
+    env.videos.retrieve_outcomes.push(video("v2", VideoStatus.COMPLETED, progress=100))
+    second = await env.started_runner()
+    fresh = await env.job()
+    env.sleep.delays.clear()
+    second.launch(fresh.id)
+    await second.wait_idle()
+    assert env.sleep.delays[0] == USUAL_MARGIN * took  # half the usual time, not the plain 5 s
+
+
+async def test_saved_durations_that_are_not_durations_are_ignored(env: Env) -> None:
+    await write_state(env.db, "usual_durations", json.dumps({SPEC.id: "soon", "other": -3, "ok": 12}))
+    runner = await env.started_runner()
+    assert runner._usual.get(SPEC.id) is None and runner._usual.get("ok") == 12.0
+    await write_state(env.db, "usual_durations", "not json")
+    await env.started_runner()  # starts anyway, with a warning
+
+
+async def test_what_was_learned_is_written_while_running_once_save_every_has_passed(env: Env) -> None:
+    env.videos.create_outcomes.push(video("v1", VideoStatus.QUEUED, progress=0))
+    queued = [video("v1", VideoStatus.QUEUED, progress=0)] * 8  # 5, 5, 10, 20, 40 then 60 s apart
+    env.videos.retrieve_outcomes.push(*queued, video("v1", VideoStatus.COMPLETED, progress=100))
+    runner = await env.started_runner()
+    job = await env.job()
+    runner.launch(job.id)
+    await runner.wait_idle()
+    assert env.clock.now - START >= SAVE_EVERY
+    saved = json.loads(await read_state(env.db, "usual_durations") or "{}")
+    assert saved == {SPEC.id: 320.0}  # written when the job ended: a crash now would not lose it

@@ -21,8 +21,9 @@ import discord
 import pytest
 
 from bot.card_edits import DISCORD_PRIORITY, LOOK_GRACE, ROUTINE, SLOW_FACTOR, URGENT, CardEdits
+from bot.jobs.durations import LEARN_RATE
 from bot.jobs.models import Job, JobStatus
-from bot.jobs.runner import CLOSE, FAR, LEARN_RATE, PACE_MARGIN, USUAL_MARGIN, JobRunner, RunnerTiming
+from bot.jobs.runner import CLOSE, FAR, PACE_MARGIN, USUAL_MARGIN, JobRunner, RunnerTiming
 from bot.videos.models import Video, VideoStatus
 
 NOW = 1_000_000.0

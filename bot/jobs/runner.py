@@ -39,6 +39,7 @@ from typing import TypeVar
 from bot.catalogue import ModelSpec, Remix
 from bot.errors import new_reference
 from bot.jobs.delivery import Delivery, DeliveryError
+from bot.jobs.durations import UsualDurations
 from bot.jobs.leases import Adopted, Leases
 from bot.jobs.models import Job, JobStatus
 from bot.jobs.recovery import find_lost_submission
@@ -125,8 +126,6 @@ DELIVERY, CLOSE, FAR = 0, 1, 2
 PACE_MARGIN = 0.8
 #: A job that reports no progress is polled again after this share of its model's usual time left.
 USUAL_MARGIN = 0.5
-#: How much one finished job moves a model's usual duration (a moving average of the recent ones).
-LEARN_RATE = 0.2
 
 
 class OperatorAlarm:
@@ -183,9 +182,9 @@ class JobRunner:
         self._turns: dict[int, asyncio.Event] = {}  # per server: set when a slot may have freed
         #: Last (progress, provider queue position) seen per job; progress reaches the store by tens.
         self._seen: dict[int, tuple[int, int | None]] = {}
-        #: Per model, how long its jobs took lately (submission to seen completed), learned as they end:
-        #: what paces the polls of a job whose provider reports no progress yet.
-        self._usual: dict[str, float] = {}
+        #: Per model, how long its jobs took lately: what paces the polls of a job whose provider
+        #: reports no progress yet.
+        self._usual = UsualDurations(store, clock=clock)
         #: One encode at a time per core: a burst of oversize clips must not starve the bot.
         self._encode_slots = asyncio.Semaphore(encoders or os.cpu_count() or 1)
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -212,6 +211,7 @@ class JobRunner:
     async def start(self) -> None:
         """Clean the work folder of a previous run and resume every unfinished job."""
         self._started_at = self.clock()
+        await self._usual.load()
         unfinished = await self.store.unfinished()
         keep = {Path(job.image_path) for job in unfinished if job.image_path}
         clean_work_dir(self.work_dir, keep=keep)
@@ -247,6 +247,7 @@ class JobRunner:
         await asyncio.gather(*tasks, return_exceptions=True)
         if tasks:
             log.info("Stopped %d job(s) in flight; they resume on the next start", len(tasks))
+        await self._usual.save()
         if self.leases is not None:
             try:
                 await self.leases.check_out()
@@ -588,6 +589,7 @@ class JobRunner:
                 expires_at=video.expires_at,
                 actual_cost_micros=video.cost_micros or job.actual_cost_micros,
             )
+            await self._usual.save_if_due()
             return 0
         if video.status in (VideoStatus.FAILED, VideoStatus.CANCELLED):
             raise JobEnded(failure_reason(video))
@@ -644,9 +646,7 @@ class JobRunner:
         """Fold a job that has just been seen completed into its model's usual duration."""
         if job.submitted_at is None or job.submitted_at < self._started_at:
             return  # submitted before this process started: its time is not known well enough
-        took = self.clock() - job.submitted_at
-        usual = self._usual.get(job.model)
-        self._usual[job.model] = took if usual is None else usual + LEARN_RATE * (took - usual)
+        self._usual.learn(job.model, self.clock() - job.submitted_at)
 
     def _urgency(self, job: Job) -> int:
         """Polls of jobs about to finish go before far-from-done ones when the budget is tight."""

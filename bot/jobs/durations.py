@@ -1,0 +1,75 @@
+"""How long each model's jobs took lately (submission to seen completed), learned as they end and kept
+across restarts in `bot_state`, so that the first jobs after a start are paced like the ones before it.
+
+It paces the polls of a job whose provider reports no progress (`JobRunner._remaining`). The learned
+values are written at most every `SAVE_EVERY` seconds, when a job ends, and at shutdown; a process that
+dies loses what it learned since. With several processes each learns from its own jobs, and the last
+one to write is read at the next start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable
+
+from bot.jobs.store import JobStore
+from bot.state import read_state, write_state
+
+log = logging.getLogger(__name__)
+
+KEY = "usual_durations"
+#: How much one finished job moves a model's usual duration (a moving average of the recent ones).
+LEARN_RATE = 0.2
+#: Seconds between two writes of what was learned (each a write of a few hundred bytes).
+SAVE_EVERY = 300.0
+
+
+class UsualDurations:
+    def __init__(self, store: JobStore, *, clock: Callable[[], float]) -> None:
+        self._store = store  # its `db` is used only to load and save
+        self._clock = clock
+        self._usual: dict[str, float] = {}
+        self._saved_at = clock()
+        self._unsaved = False
+
+    def get(self, model: str) -> float | None:
+        return self._usual.get(model)
+
+    def learn(self, model: str, took: float) -> None:
+        usual = self._usual.get(model)
+        self._usual[model] = took if usual is None else usual + LEARN_RATE * (took - usual)
+        self._unsaved = True
+
+    async def load(self) -> None:
+        """Take up what an earlier run learned (a value that is not a duration is left out)."""
+        text = await read_state(self._store.db, KEY)
+        if text is None:
+            return
+        try:
+            saved = json.loads(text)
+        except ValueError:
+            saved = None
+        if not isinstance(saved, dict):
+            log.warning("Ignoring the saved usual durations of models: not a JSON object")
+            return
+        for model, seconds in saved.items():
+            if isinstance(seconds, int | float) and math.isfinite(seconds) and seconds > 0:
+                self._usual.setdefault(model, float(seconds))
+
+    async def save_if_due(self) -> None:
+        if self._unsaved and self._clock() - self._saved_at >= SAVE_EVERY:
+            await self.save()
+
+    async def save(self) -> None:
+        """Write what was learned since the last write (nothing when nothing was)."""
+        if not self._unsaved:
+            return
+        self._saved_at = self._clock()
+        self._unsaved = False
+        try:
+            await write_state(self._store.db, KEY, json.dumps(self._usual, sort_keys=True))
+        except Exception as error:  # a hint for the next start, not worth failing a job for
+            self._unsaved = True
+            log.warning("Could not save the usual durations of models: %s", error)
