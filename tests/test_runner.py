@@ -1052,9 +1052,10 @@ async def test_what_a_model_s_jobs_took_paces_the_first_jobs_after_a_restart(env
 
 
 async def test_saved_durations_that_are_not_durations_are_ignored(env: Env) -> None:
-    await write_state(env.db, "usual_durations", json.dumps({SPEC.id: "soon", "other": -3, "ok": 12}))
+    saved = {SPEC.id: "soon", "other": -3, "yes": True, "ok": 12}
+    await write_state(env.db, "usual_durations", json.dumps(saved))
     runner = await env.started_runner()
-    assert runner._usual.get(SPEC.id) is None and runner._usual.get("ok") == 12.0
+    assert [runner._usual.get(model) for model in (SPEC.id, "other", "yes", "ok")] == [None, None, None, 12.0]
     await write_state(env.db, "usual_durations", "not json")
     await env.started_runner()  # starts anyway, with a warning
 

@@ -55,7 +55,7 @@ class UsualDurations:
             log.warning("Ignoring the saved usual durations of models: not a JSON object")
             return
         for model, seconds in saved.items():
-            if isinstance(seconds, int | float) and math.isfinite(seconds) and seconds > 0:
+            if type(seconds) in (int, float) and math.isfinite(seconds) and seconds > 0:
                 self._usual.setdefault(model, float(seconds))
 
     async def save_if_due(self) -> None:
