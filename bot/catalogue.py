@@ -76,6 +76,7 @@ from bot.validation import RequestRefused
 
 if TYPE_CHECKING:
     from bot.db import Database
+    from bot.jobs.models import Job
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -122,6 +123,13 @@ class ModelSpec:
     retired: bool = False
     max_prompt_chars: int = 4000
     wire: Mapping[str, Any] = field(default_factory=dict)
+
+    def remix_of(self, source: Job) -> Remix:
+        """How a clip of this model is remixed. The provider made only the continuation of an extension
+        (the bot joined it to its source), so an extension is remixed from its first frame."""
+        if self.remix is Remix.NATIVE and source.extended_from is not None and self.image:
+            return Remix.FRAME
+        return self.remix
 
 
 @dataclass(frozen=True)

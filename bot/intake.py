@@ -137,7 +137,7 @@ class Intake:
                 image, mime = await self._member_image(job, request.image)
             elif request.extend_of is not None:
                 image, mime = await self._source_frame(job, request.extend_of, "last")
-            elif request.remix_of is not None and spec.remix is Remix.FRAME:
+            elif request.remix_of is not None and spec.remix_of(request.remix_of) is Remix.FRAME:
                 image, mime = await self._source_frame(job, request.remix_of, "first")
             job = await bot.store.reserve(
                 job,

@@ -237,7 +237,8 @@ class VideoCog(commands.GroupCog, group_name="video", group_description="Make AI
             return None if spec is not None and spec.image else NOT_EXTENDABLE.format(label=label)
         if spec is None or spec.remix is Remix.NONE:
             return NOT_REMIXABLE.format(label=label)
-        if spec.remix is Remix.NATIVE and source.expires_at is not None and source.expires_at <= time.time():
+        native = spec.remix_of(source) is Remix.NATIVE
+        if native and source.expires_at is not None and source.expires_at <= time.time():
             return EXPIRED
         return None
 

@@ -475,6 +475,36 @@ async def test_extend_command_with_a_link_does_the_same(world: World) -> None:
         await assert_extended(world, bot, source, "the cat waves")
 
 
+async def test_an_extension_is_remixed_from_its_joined_clips_first_frame(world: World) -> None:
+    """The provider made only the continuation of an extension: its own remix would drop the source's
+    part, so the whole posted clip is remixed from its first frame, as a new submission."""
+    async with world.running_bot(**ROOMY) as bot:
+        await world.generate(prompt="a cat on a surfboard")
+        source = await world.wait_for_clip()
+        await extend_command(world, link_to(source), "the cat waves")
+        await assert_extended(world, bot, source, "the cat waves")
+        extension = await next_clip(world, source)
+        await bot.runner.wait_idle()
+        # The continuation's file is gone at the provider (it keeps files about an hour): no matter.
+        await bot.db.execute("UPDATE jobs SET expires_at = 1 WHERE prompt = ?", ("the cat waves",))
+        click = await world.discord.click_component(extension, extension.custom_ids()[0], world.alice)
+        await click.wait_response()
+        assert click.modal is not None and extension.custom_ids()[0].startswith("remix:")
+        submit = await world.discord.submit_modal(
+            click.modal["custom_id"], {"prompt": "the cat waves at night"}, world.alice, world.general
+        )
+        assert "on its way" in (await settled(submit)).content
+        remix = await next_clip(world, source, extension)
+        call = await submission(world, "the cat waves at night")
+        await bot.runner.wait_idle()
+    assert world.videos.count("POST", r"/videos/.+/remix") == 0
+    (joined,) = extension.files.values()
+    first_frame, _ = frames_of(joined)
+    image = Image.open(io.BytesIO(call.files["input_reference"].data))
+    assert difference(image, first_frame) < 3, "the image is not the extension's first frame"
+    assert f"Remix of {link_to(extension)}" in remix.content
+
+
 async def test_another_servers_clip_cannot_be_extended(world: World) -> None:
     elsewhere = world.discord.add_guild("Elsewhere", channels=("lobby",))
     bob = world.discord.add_member(elsewhere, "bob")

@@ -494,8 +494,8 @@ class JobRunner:
         if spec is None:
             log.error("Job %s: model %s is no longer in the catalogue", job.id, job.model)
             raise JobEnded(NOT_OFFERED)
-        if job.remixed_from is not None and spec.remix is Remix.NATIVE:
-            source = await self.store.require(job.remixed_from)
+        source = await self.store.require(job.remixed_from) if job.remixed_from is not None else None
+        if source is not None and spec.remix_of(source) is Remix.NATIVE:
             if source.provider_video_id is None:
                 raise JobEnded("The source clip is no longer at the provider; nothing was charged.")
             source_id, locator = source.provider_video_id, source.provider_locator
