@@ -336,14 +336,20 @@ class VideoCog(commands.GroupCog, group_name="video", group_description="Make AI
             await say_privately(interaction, NOT_HERE)
             return
         lineage: list[str] = []
+        extended = 0  # seconds of the clips an extension continues (posted joined to it)
+        joined = job.extended_from is not None
         parent_id = source_of(job)
-        while parent_id is not None and len(lineage) < LINEAGE_DEPTH:
+        while parent_id is not None and (len(lineage) < LINEAGE_DEPTH or joined):
             parent = await self.bot.store.get(parent_id)
             if parent is None:
                 break
-            lineage.append(job_link(parent))
+            if len(lineage) < LINEAGE_DEPTH:
+                lineage.append(job_link(parent))
+            if joined:
+                extended += parent.seconds
+                joined = parent.extended_from is not None
             parent_id = source_of(parent)
-        await interaction.edit_original_response(content=details_text(job, lineage))
+        await interaction.edit_original_response(content=details_text(job, lineage, extended))
 
     @app_commands.command(
         name="info", description="Models, lengths, sizes and prices here; budgets and queue"
@@ -434,12 +440,14 @@ def cost_line(job: Job) -> str:
     return f"Estimated cost: {format_usd(job.cost_micros, rounding='up')}"
 
 
-def details_text(job: Job, lineage: list[str]) -> str:
-    """The Details answer; `lineage` lists the sources' links, nearest first."""
+def details_text(job: Job, lineage: list[str], extended: int = 0) -> str:
+    """The Details answer; `lineage` lists the sources' links, nearest first; an extension's clip is
+    posted joined to the `extended` seconds it continues."""
+    length = f"{extended + job.seconds} s ({job.seconds} s added)" if extended else f"{job.seconds} s"
     lines = [
         f"**Video #{job.id}**",
         f"Model: {inert(job.model)}",
-        f"Size: {job.size} · Length: {job.seconds} s",
+        f"Size: {job.size} · Length: {length}",
         cost_line(job),
         f"Requested by: <@{job.member_id}>",
     ]

@@ -473,6 +473,12 @@ async def test_extend_command_with_a_link_does_the_same(world: World) -> None:
         answer = await extend_command(world, link_to(source), "the cat waves")
         assert answer.ephemeral and "on its way" in answer.content
         await assert_extended(world, bot, source, "the cat waves")
+        extension = await next_clip(world, source)
+        details_id = next(c for c in extension.custom_ids() if c.startswith("details:"))
+        click = await world.discord.click_component(extension, details_id, world.alice)
+        details = await click.wait_original(lambda m: not m.loading)
+    assert "Length: 8 s (4 s added)" in details.content  # the posted clip: the source and its continuation
+    assert f"Extension of {link_to(source)}" in details.content
 
 
 async def test_an_extension_is_remixed_from_its_joined_clips_first_frame(world: World) -> None:
