@@ -201,6 +201,12 @@ class BaseVideoClient(ABC):
             headers["Authorization"] = self._auth_value
         return headers
 
+    async def _budgeted(self, url: URL) -> None:
+        """Wait for the provider budget before a request to the provider's own origin: its limits are
+        its API's; a download from a CDN (another origin) does not count."""
+        if url.origin() == self._origin:
+            await self.budget.acquire()
+
     def _redact(self, text: str) -> str:
         # A very short "key" (tests, misconfiguration) would mangle every message it occurs in.
         return text.replace(self._api_key, "[redacted]") if len(self._api_key) >= 8 else text
@@ -280,7 +286,7 @@ class BaseVideoClient(ABC):
         headers = self._headers(url, Accept="application/json")
         if form is not None:
             data, headers["Content-Type"] = form
-        await self.budget.acquire()
+        await self._budgeted(url)
         try:
             async with self._session.request(
                 method, url, headers=headers, json=json_body, data=data, timeout=self._timeout
@@ -346,7 +352,7 @@ class BaseVideoClient(ABC):
         sink = _FileSink(temp)
         done = False
         try:
-            await self.budget.acquire()
+            await self._budgeted(url)
             async with self._session.get(
                 url, headers=self._headers(url), timeout=self._download_timeout
             ) as resp:
