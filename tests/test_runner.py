@@ -25,7 +25,7 @@ import pytest
 from bot.catalogue import ModelSpec, Remix
 from bot.db import Database
 from bot.jobs.delivery import DeliveryError
-from bot.jobs.durations import SAVE_EVERY
+from bot.jobs.durations import KEY, SAVE_EVERY
 from bot.jobs.models import Job, JobStatus
 from bot.jobs.runner import (
     CANNOT_CONFIRM,
@@ -1037,9 +1037,9 @@ async def test_what_a_model_s_jobs_took_paces_the_first_jobs_after_a_restart(env
     assert ended.completed_at is not None and ended.submitted_at is not None
     took = ended.completed_at - ended.submitted_at
     assert took == 40.0
-    assert await read_state(env.db, "usual_durations") is None  # not yet: SAVE_EVERY has not passed
+    assert await read_state(env.db, KEY) is None  # not yet: SAVE_EVERY has not passed
     await first.stop()
-    assert json.loads(await read_state(env.db, "usual_durations") or "{}") == {SPEC.id: took}
+    assert json.loads(await read_state(env.db, KEY) or "{}") == {SPEC.id: took / 4}  # per clip second
 
     env.videos.create_outcomes.push(video("v2", VideoStatus.QUEUED, progress=0))
     env.videos.retrieve_outcomes.push(video("v2", VideoStatus.COMPLETED, progress=100))
@@ -1053,10 +1053,11 @@ async def test_what_a_model_s_jobs_took_paces_the_first_jobs_after_a_restart(env
 
 async def test_saved_durations_that_are_not_durations_are_ignored(env: Env) -> None:
     saved = {SPEC.id: "soon", "other": -3, "yes": True, "ok": 12}
-    await write_state(env.db, "usual_durations", json.dumps(saved))
+    await write_state(env.db, KEY, json.dumps(saved))
     runner = await env.started_runner()
-    assert [runner._usual.get(model) for model in (SPEC.id, "other", "yes", "ok")] == [None, None, None, 12.0]
-    await write_state(env.db, "usual_durations", "not json")
+    usual = [runner._usual.get(model, 2) for model in (SPEC.id, "other", "yes", "ok")]
+    assert usual == [None, None, None, 24.0]  # 12 s per clip second, for a 2 s clip
+    await write_state(env.db, KEY, "not json")
     await env.started_runner()  # starts anyway, with a warning
 
 
@@ -1069,5 +1070,5 @@ async def test_what_was_learned_is_written_while_running_once_save_every_has_pas
     runner.launch(job.id)
     await runner.wait_idle()
     assert env.clock.now - START >= SAVE_EVERY
-    saved = json.loads(await read_state(env.db, "usual_durations") or "{}")
-    assert saved == {SPEC.id: 320.0}  # written when the job ended: a crash now would not lose it
+    saved = json.loads(await read_state(env.db, KEY) or "{}")
+    assert saved == {SPEC.id: 80.0}  # 320 s for 4 s, written when the job ended: not lost in a crash

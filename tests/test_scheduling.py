@@ -259,6 +259,15 @@ def test_the_usual_duration_follows_recent_jobs_but_not_ones_from_before_a_resta
     assert r._remaining(fresh, 0) == pytest.approx(20.0 + LEARN_RATE * 20.0)
 
 
+def test_the_usual_duration_grows_with_the_clips_length() -> None:
+    now = [NOW - 100.0]
+    r = runner(clock=lambda: now[0])
+    now[0] = NOW
+    r._learn_duration(make_job(submitted_at=NOW - 20.0, seconds=4))  # 5 s per second of clip
+    assert r._remaining(make_job(submitted_at=NOW, seconds=12), 0) == pytest.approx(60.0)
+    assert r._remaining(make_job(submitted_at=NOW, seconds=4), 0) == pytest.approx(20.0)
+
+
 def test_urgency_puts_jobs_about_to_finish_first() -> None:
     r = runner()
     close, _ = at_progress(90, 45.0)  # 5 s to go

@@ -1,7 +1,9 @@
 """How long each model's jobs took lately (submission to seen completed), learned as they end and kept
 across restarts in `bot_state`, so that the first jobs after a start are paced like the ones before it.
 
-It paces the polls of a job whose provider reports no progress (`JobRunner._remaining`). The learned
+What is learned is a model's time per second of clip: a model takes about twice as long for a clip
+twice as long, so a 12 s clip is not expected as soon as the 4 s ones before it. It paces the polls
+of a job whose provider reports no progress (`JobRunner._remaining`). The learned
 values are written at most every `SAVE_EVERY` seconds, when a job ends, and at shutdown; a process that
 dies loses what it learned since. With several processes each learns from its own jobs, and the last
 one to write is read at the next start.
@@ -19,7 +21,7 @@ from bot.state import read_state, write_state
 
 log = logging.getLogger(__name__)
 
-KEY = "usual_durations"
+KEY = "model_seconds_per_clip_second"
 #: How much one finished job moves a model's usual duration (a moving average of the recent ones).
 LEARN_RATE = 0.2
 #: Seconds between two writes of what was learned (each a write of a few hundred bytes).
@@ -30,16 +32,19 @@ class UsualDurations:
     def __init__(self, store: JobStore, *, clock: Callable[[], float]) -> None:
         self._store = store  # its `db` is used only to load and save
         self._clock = clock
-        self._usual: dict[str, float] = {}
+        self._pace: dict[str, float] = {}  # per model: seconds it takes per second of clip
         self._saved_at = clock()
         self._unsaved = False
 
-    def get(self, model: str) -> float | None:
-        return self._usual.get(model)
+    def get(self, model: str, seconds: int) -> float | None:
+        """How long a job of this model for a clip of `seconds` usually takes (None: not known)."""
+        pace = self._pace.get(model)
+        return None if pace is None else pace * seconds
 
-    def learn(self, model: str, took: float) -> None:
-        usual = self._usual.get(model)
-        self._usual[model] = took if usual is None else usual + LEARN_RATE * (took - usual)
+    def learn(self, model: str, seconds: int, took: float) -> None:
+        """A job of this model for a clip of `seconds` took `took` seconds."""
+        pace, known = took / max(1, seconds), self._pace.get(model)
+        self._pace[model] = pace if known is None else known + LEARN_RATE * (pace - known)
         self._unsaved = True
 
     async def load(self) -> None:
@@ -52,11 +57,11 @@ class UsualDurations:
         except ValueError:
             saved = None
         if not isinstance(saved, dict):
-            log.warning("Ignoring the saved usual durations of models: not a JSON object")
+            log.warning("Ignoring the saved paces of models: not a JSON object")
             return
-        for model, seconds in saved.items():
-            if type(seconds) in (int, float) and math.isfinite(seconds) and seconds > 0:
-                self._usual.setdefault(model, float(seconds))
+        for model, pace in saved.items():
+            if type(pace) in (int, float) and math.isfinite(pace) and pace > 0:
+                self._pace.setdefault(model, float(pace))
 
     async def save_if_due(self) -> None:
         if self._unsaved and self._clock() - self._saved_at >= SAVE_EVERY:
@@ -69,7 +74,7 @@ class UsualDurations:
         self._saved_at = self._clock()
         self._unsaved = False
         try:
-            await write_state(self._store.db, KEY, json.dumps(self._usual, sort_keys=True))
+            await write_state(self._store.db, KEY, json.dumps(self._pace, sort_keys=True))
         except Exception as error:  # a hint for the next start, not worth failing a job for
             self._unsaved = True
-            log.warning("Could not save the usual durations of models: %s", error)
+            log.warning("Could not save the paces of models: %s", error)

@@ -639,14 +639,14 @@ class JobRunner:
         elapsed = self.clock() - job.submitted_at
         if progress is not None and progress > 0:
             return elapsed * (100 - progress) / progress
-        usual = self._usual.get(job.model)
+        usual = self._usual.get(job.model, job.seconds)
         return None if usual is None else max(0.0, usual - elapsed)
 
     def _learn_duration(self, job: Job) -> None:
         """Fold a job that has just been seen completed into its model's usual duration."""
         if job.submitted_at is None or job.submitted_at < self._started_at:
             return  # submitted before this process started: its time is not known well enough
-        self._usual.learn(job.model, self.clock() - job.submitted_at)
+        self._usual.learn(job.model, job.seconds, self.clock() - job.submitted_at)
 
     def _urgency(self, job: Job) -> int:
         """Polls of jobs about to finish go before far-from-done ones when the budget is tight."""
