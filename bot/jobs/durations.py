@@ -48,7 +48,7 @@ class UsualDurations:
         self._unsaved = True
 
     async def load(self) -> None:
-        """Take up what an earlier run learned (a value that is not a duration is left out)."""
+        """Take up what an earlier run learned (a value that is not a positive number is left out)."""
         text = await read_state(self._store.db, KEY)
         if text is None:
             return
@@ -61,7 +61,7 @@ class UsualDurations:
             return
         for model, pace in saved.items():
             if type(pace) in (int, float) and math.isfinite(pace) and pace > 0:
-                self._pace.setdefault(model, float(pace))
+                self._pace[model] = float(pace)
 
     async def save_if_due(self) -> None:
         if self._unsaved and self._clock() - self._saved_at >= SAVE_EVERY:
