@@ -7,8 +7,9 @@ once when its turn comes, and sent only if it differs from what the card shows. 
 "Compressing…") go to Discord before progress (`DISCORD_PRIORITY`), so clip posts and final words are
 not stuck behind a thousand progress bars.
 
-A progress state whose turn comes shortly before the job's next look at the provider waits for that
-look (by at most one interval), so that one edit shows what both had to say.
+A progress state that could go shortly before the job's next look at the provider waits for that look
+(by at most one interval past its turn, or past its arrival when it came later), so that one edit
+shows what both had to say; and the state a job shows just before it completes gives way to its final.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class _Wanted:
     job: Job
     note: str | None
     final: bool
-    hold_until: float = float("-inf")  # the job's next look (plus grace), on `clock`
+    since: float  # when the card first had this state (or one it replaced) waiting, on `clock`
+    next_look: float = float("-inf")  # when the job is looked at next, on `clock`
 
 
 class CardEdits:
@@ -88,7 +90,12 @@ class CardEdits:
         if job.card_message_id is None:
             return
         waiting = self._wanted.get(job.id)
-        wanted = _Wanted(job, note, final or (waiting is not None and waiting.final))
+        wanted = _Wanted(
+            job,
+            note,
+            final or (waiting is not None and waiting.final),
+            waiting.since if waiting is not None else self.clock(),
+        )
         self._wanted[job.id] = wanted
         if next_look is not None:
             self.looking(job.id, next_look)
@@ -100,7 +107,7 @@ class CardEdits:
         for that look."""
         wanted = self._wanted.get(job_id)
         if wanted is not None:
-            wanted.hold_until = self.clock() + next_look + LOOK_GRACE
+            wanted.next_look = self.clock() + next_look
 
     def posted(self, job_id: int, embed: discord.Embed, view: discord.ui.View | None) -> None:
         """The card was just posted showing this: its first progress edit waits its turn."""
@@ -127,13 +134,16 @@ class CardEdits:
 
     def _turn(self, wanted: _Wanted) -> float:
         """When the waiting state may be sent: an interval after the last showing (for a final, the last
-        edit), or at the job's next look when that comes within one more interval (progress only)."""
+        edit), or at the job's next look when that comes within one more interval of when it could go
+        (progress only)."""
         if wanted.final and wanted.job.id in self._unedited:
             return float("-inf")
         interval = self._interval(wanted.job)
         due = self._shown.get(wanted.job.id, (float("-inf"), None))[0] + interval
-        if not wanted.final and due < wanted.hold_until <= due + interval:
-            return wanted.hold_until
+        could_go = max(due, wanted.since)
+        held = wanted.next_look + LOOK_GRACE
+        if not wanted.final and could_go < held and wanted.next_look <= could_go + interval:
+            return held
         return due
 
     async def _show(self, wanted: _Wanted) -> None:

@@ -519,10 +519,48 @@ async def test_a_held_state_goes_when_the_look_brings_nothing_and_never_waits_pa
     assert [e.progress for e in card.sent] == [10]
     await clock.advance(0.01)  # the look came and changed nothing: the state goes
     assert [(e.at, e.progress) for e in card.sent] == [(0.0, 10), (3.7, 30)]
-    edits.want(replace(job, progress=40), next_look=2 * EDIT_INTERVAL)  # beyond one more interval
+    edits.want(replace(job, progress=40), next_look=2 * EDIT_INTERVAL + 1)  # beyond one more interval
     edits.want(replace(job, progress=50), final=True, next_look=1.0)  # and a final never waits
     await clock.advance(EDIT_INTERVAL)
     assert [(e.at, e.progress) for e in card.sent][2:] == [(6.7, 50)]
+
+
+async def test_a_state_that_comes_after_its_turn_waits_for_a_look_within_an_interval_of_its_coming(
+    edits: CardEdits, card: Card, clock: ManualTime
+) -> None:
+    """The last look before a job's end: its progress gives way to the final the end brings, which then
+    goes when the wait ends instead of an interval after a progress edit nobody needed."""
+    job = make_job()
+    edits.want(replace(job, progress=10))
+    await settle()
+    await clock.advance(10.0)  # long past the next turn (3 s)
+    edits.want(replace(job, progress=90), next_look=2.5)  # the look at the predicted end
+    await clock.advance(2.5)
+    assert [e.progress for e in card.sent] == [10]
+    edits.want(replace(job, status=JobStatus.POSTED, progress=100), final=True)  # that look saw it done
+    await clock.advance(LOOK_GRACE)
+    assert [(e.at, e.progress) for e in card.sent] == [(0.0, 10), (12.5 + LOOK_GRACE, 100)]
+    edits.want(replace(job, progress=50), next_look=1.0)  # (a later state waits its turn as ever)
+    await clock.advance(EDIT_INTERVAL)
+    assert [(e.at, e.progress) for e in card.sent][2:] == [(12.5 + LOOK_GRACE + EDIT_INTERVAL, 50)]
+
+
+async def test_a_state_never_waits_past_one_interval_after_it_came_however_often_the_looks_change_nothing(
+    edits: CardEdits, card: Card, clock: ManualTime
+) -> None:
+    job = make_job()
+    edits.want(replace(job, progress=10))
+    await settle()
+    await clock.advance(10.0)
+    edits.want(replace(job, progress=20), next_look=1.0)
+    for _ in range(2):  # each look changes nothing and promises the next one a second later
+        await clock.advance(1.0)
+        edits.looking(job.id, 1.0)
+    edits.want(replace(job, progress=30), next_look=1.0)  # news replaces the state but not its wait
+    await clock.advance(1.0)
+    edits.looking(job.id, 1.0)  # the next look (14 s) is past 10 s + one interval: no more waiting
+    await clock.advance(LOOK_GRACE)  # (the wait for the 13 s look's answer ends)
+    assert [(e.at, e.progress) for e in card.sent] == [(0.0, 10), (13.0 + LOOK_GRACE, 30)]
 
 
 async def test_drain_sends_a_waiting_state_at_once(edits: CardEdits, card: Card, clock: ManualTime) -> None:
