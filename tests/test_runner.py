@@ -1051,6 +1051,19 @@ async def test_what_a_model_s_jobs_took_paces_the_first_jobs_after_a_restart(env
     assert env.sleep.delays[0] == USUAL_MARGIN * took  # half the usual time, not the plain 5 s
 
 
+async def test_a_guess_from_a_job_in_flight_is_never_saved(env: Env) -> None:
+    env.videos.create_outcomes.push(video("v1", VideoStatus.QUEUED, progress=0))
+    env.videos.retrieve_outcomes.push(video("v1", progress=50), video("v1", VideoStatus.FAILED))
+    runner = await env.started_runner()
+    job = await env.job()
+    runner.launch(job.id)
+    await runner.wait_idle()
+    assert (await env.stored(job)).status is JobStatus.FAILED
+    assert runner._usual.get(SPEC.id, job.seconds) is not None  # it paced the model's next jobs
+    await runner.stop()
+    assert await read_state(env.db, KEY) is None  # but a guess is not what a model's jobs took
+
+
 async def test_saved_durations_that_are_not_durations_are_ignored(env: Env) -> None:
     saved = {SPEC.id: "soon", "other": -3, "yes": True, "ok": 12}
     await write_state(env.db, KEY, json.dumps(saved))

@@ -21,7 +21,7 @@ import discord
 import pytest
 
 from bot.card_edits import DISCORD_PRIORITY, LOOK_GRACE, ROUTINE, SLOW_FACTOR, URGENT, CardEdits
-from bot.jobs.durations import LEARN_RATE
+from bot.jobs.durations import LEARN_RATE, MIN_TELLING_PROGRESS
 from bot.jobs.models import Job, JobStatus
 from bot.jobs.runner import CLOSE, FAR, PACE_MARGIN, USUAL_MARGIN, JobRunner, RunnerTiming
 from bot.videos.models import Video, VideoStatus
@@ -266,6 +266,26 @@ def test_the_usual_duration_grows_with_the_clips_length() -> None:
     r._learn_duration(make_job(submitted_at=NOW - 20.0, seconds=4))  # 5 s per second of clip
     assert r._remaining(make_job(submitted_at=NOW, seconds=12), 0) == pytest.approx(60.0)
     assert r._remaining(make_job(submitted_at=NOW, seconds=4), 0) == pytest.approx(20.0)
+
+
+def test_until_one_of_a_models_jobs_finishes_its_jobs_in_flight_guess_how_long_it_takes() -> None:
+    now = [NOW - 100.0]
+    r = runner(clock=lambda: now[0])
+    now[0] = NOW
+    fresh, queued = make_job(submitted_at=NOW, progress=0), video(status=VideoStatus.QUEUED, progress=0)
+    assert r._next_poll(fresh, queued) == INTERVAL  # nothing known about the model yet
+    r._guess_duration(make_job(submitted_at=NOW - 5.0), MIN_TELLING_PROGRESS - 1)  # too little done
+    assert r._next_poll(fresh, queued) == INTERVAL
+    r._guess_duration(make_job(submitted_at=NOW - 5.0), 25)  # a quarter in 5 s: about 20 s in all
+    assert r._next_poll(fresh, queued) == pytest.approx(USUAL_MARGIN * 20.0)
+    assert r._remaining(replace(fresh, seconds=8), 0) == pytest.approx(40.0)  # twice the clip: twice as long
+    r._guess_duration(make_job(submitted_at=NOW - 15.0), 50)  # this one says 30 s: the guess moves
+    r._guess_duration(make_job(submitted_at=NOW - 500.0), 50)  # sent before this process started
+    assert r._remaining(fresh, 0) == pytest.approx(20.0 + LEARN_RATE * 10.0)
+    r._learn_duration(make_job(submitted_at=NOW - 60.0))  # one seen completed: its time replaces guesses
+    r._guess_duration(make_job(submitted_at=NOW - 5.0), 50)  # which no longer count
+    assert r._remaining(fresh, 0) == pytest.approx(60.0)
+    assert r._remaining(replace(fresh, model="another-model"), 0) is None  # each model on its own
 
 
 def test_urgency_puts_jobs_about_to_finish_first() -> None:

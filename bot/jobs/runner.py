@@ -593,6 +593,8 @@ class JobRunner:
             return 0
         if video.status in (VideoStatus.FAILED, VideoStatus.CANCELLED):
             raise JobEnded(failure_reason(video))
+        if video.progress is not None:
+            self._guess_duration(job, video.progress)
         seen = self._seen[job.id] if job.id in self._seen else (job.progress, None)
         now_seen = (video.progress if video.progress is not None else seen[0], video.queue_position)
         delay = self._poll_after(job, video)
@@ -644,9 +646,20 @@ class JobRunner:
 
     def _learn_duration(self, job: Job) -> None:
         """Fold a job that has just been seen completed into its model's usual duration."""
+        if (took := self._sent_ago(job)) is not None:
+            self._usual.learn(job.model, job.seconds, took)
+
+    def _guess_duration(self, job: Job, progress: int) -> None:
+        """Let a job in flight tell how long its model takes, until one of them is seen completed."""
+        if (elapsed := self._sent_ago(job)) is not None:
+            self._usual.guess(job.model, job.seconds, elapsed, progress)
+
+    def _sent_ago(self, job: Job) -> float | None:
+        """Seconds since the job was sent, when this process sent it (an earlier one's send time is not
+        known well enough to learn from)."""
         if job.submitted_at is None or job.submitted_at < self._started_at:
-            return  # submitted before this process started: its time is not known well enough
-        self._usual.learn(job.model, job.seconds, self.clock() - job.submitted_at)
+            return None
+        return self.clock() - job.submitted_at
 
     def _urgency(self, job: Job) -> int:
         """Polls of jobs about to finish go before far-from-done ones when the budget is tight."""
