@@ -382,6 +382,14 @@ def kept(edits: CardEdits, job_id: int) -> list[str]:
     return [name for name, records in held.items() if job_id in records]
 
 
+async def edited_at_once(edits: CardEdits) -> Job:
+    """A job whose card was just edited to show 10 % (its first edit goes at once)."""
+    job = make_job()
+    edits.want(replace(job, progress=10))
+    await settle()
+    return job
+
+
 async def post(edits: CardEdits, card: Card, job: Job) -> None:
     """The card as the delivery posts it: rendered, then recorded as its first showing."""
     edits.posted(job.id, *await card.render(job, None))
@@ -436,9 +444,7 @@ async def test_a_final_waits_its_turn_too_then_goes_urgent(
 async def test_progress_goes_routine_and_a_coalesced_final_stays_urgent(
     edits: CardEdits, card: Card, clock: ManualTime
 ) -> None:
-    job = make_job()
-    edits.want(replace(job, progress=10))
-    await settle()
+    job = await edited_at_once(edits)
     edits.want(replace(job, progress=20), note="Compressing for Discord…", final=True)
     edits.want(replace(job, progress=30))  # a later state replaces it, but the card still owes a final
     await clock.advance(EDIT_INTERVAL)
@@ -530,9 +536,7 @@ async def test_a_state_due_just_before_the_jobs_next_look_waits_for_it_and_one_e
 async def test_a_held_state_goes_when_the_look_brings_nothing_and_never_waits_past_one_more_interval(
     edits: CardEdits, card: Card, clock: ManualTime
 ) -> None:
-    job = make_job()
-    edits.want(replace(job, progress=10))
-    await settle()
+    job = await edited_at_once(edits)
     edits.want(replace(job, progress=20), next_look=1.0)  # before its turn (3 s): no wait
     edits.want(replace(job, progress=30), note="held", next_look=3.2)  # 3.7 s: waits past the turn
     await clock.advance(3.2 + LOOK_GRACE - 0.01)
@@ -550,9 +554,7 @@ async def test_a_state_that_comes_after_its_turn_waits_for_a_look_within_an_inte
 ) -> None:
     """The last look before a job's end: its progress gives way to the final the end brings, which then
     goes when the wait ends instead of an interval after a progress edit nobody needed."""
-    job = make_job()
-    edits.want(replace(job, progress=10))
-    await settle()
+    job = await edited_at_once(edits)
     await clock.advance(10.0)  # long past the next turn (3 s)
     edits.want(replace(job, progress=90), next_look=2.5)  # the look at the predicted end
     await clock.advance(2.5)
@@ -568,9 +570,7 @@ async def test_a_state_that_comes_after_its_turn_waits_for_a_look_within_an_inte
 async def test_a_state_never_waits_past_one_interval_after_it_came_however_often_the_looks_change_nothing(
     edits: CardEdits, card: Card, clock: ManualTime
 ) -> None:
-    job = make_job()
-    edits.want(replace(job, progress=10))
-    await settle()
+    job = await edited_at_once(edits)
     await clock.advance(10.0)
     edits.want(replace(job, progress=20), next_look=1.0)
     for _ in range(2):  # each look changes nothing and promises the next one a second later
