@@ -44,12 +44,13 @@ class UsualDurations:
 
     def get(self, model: str, seconds: int) -> float | None:
         """How long a job of this model for a clip of `seconds` usually takes (None: not known)."""
-        pace = self._pace.get(model) or self._guessed.get(model)
+        pace = self._pace.get(model, self._guessed.get(model))
         return None if pace is None else pace * seconds
 
     def learn(self, model: str, seconds: int, took: float) -> None:
         """A job of this model for a clip of `seconds` took `took` seconds."""
         _average_in(self._pace, model, took / max(1, seconds))
+        self._guessed.pop(model, None)  # what a finished job took is better than any guess
         self._unsaved = True
 
     def guess(self, model: str, seconds: int, elapsed: float, progress: int) -> None:
